@@ -1,0 +1,118 @@
+// Command bulwark keeps machine-learning models serving through failures and
+// brings a model deployment back after a disaster. Each subcommand is in its
+// own file; domain code lives in internal/.
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"os"
+	"os/signal"
+	"strings"
+	"syscall"
+
+	"github.com/spf13/cobra"
+
+	"github.com/bulwark-ml/bulwark/internal/modelstore"
+	"github.com/bulwark-ml/bulwark/internal/version"
+)
+
+// Exit codes, documented in docs/cli.md.
+const (
+	exitOK       = 0
+	exitError    = 1
+	exitUsage    = 2
+	exitNotFound = 3
+	exitInvalid  = 4
+	exitExists   = 5
+)
+
+// globals are the flags every subcommand shares.
+type globals struct {
+	site      string
+	logLevel  string
+	logFormat string
+	json      bool
+}
+
+func main() {
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	err := newRootCmd().ExecuteContext(ctx)
+	os.Exit(exitCode(err))
+}
+
+func newRootCmd() *cobra.Command {
+	g := &globals{}
+	root := &cobra.Command{
+		Use:           "bulwark",
+		Short:         "Keep ML models serving through failures; bring deployments back after disasters",
+		Version:       version.String(),
+		SilenceUsage:  true,
+		SilenceErrors: true,
+	}
+	pf := root.PersistentFlags()
+	pf.StringVar(&g.site, "site", envOr("BULWARK_SITE", "bulwark-site"), "site directory (model store, state, configuration) [$BULWARK_SITE]")
+	pf.StringVar(&g.logLevel, "log-level", "info", "log level: debug, info, warn, error")
+	pf.StringVar(&g.logFormat, "log-format", "text", "log format: text or json")
+	pf.BoolVar(&g.json, "json", false, "print machine-readable JSON instead of tables")
+	root.AddCommand(
+		newVersionCmd(),
+		newModelCmd(g),
+		newSampleCmd(g),
+		newNodeCmd(g),
+		newUpCmd(g),
+	)
+	return root
+}
+
+func envOr(key, def string) string {
+	if v := os.Getenv(key); v != "" {
+		return v
+	}
+	return def
+}
+
+// logger builds the process logger from the global flags.
+func (g *globals) logger() (*slog.Logger, error) {
+	var level slog.Level
+	if err := level.UnmarshalText([]byte(g.logLevel)); err != nil {
+		return nil, usageError{fmt.Errorf("--log-level: %w", err)}
+	}
+	opts := &slog.HandlerOptions{Level: level}
+	switch strings.ToLower(g.logFormat) {
+	case "text":
+		return slog.New(slog.NewTextHandler(os.Stderr, opts)), nil
+	case "json":
+		return slog.New(slog.NewJSONHandler(os.Stderr, opts)), nil
+	}
+	return nil, usageError{fmt.Errorf("--log-format must be text or json, not %q", g.logFormat)}
+}
+
+// usageError marks a mistake in how the command was called.
+type usageError struct{ error }
+
+func (u usageError) Unwrap() error { return u.error }
+
+// exitCode maps an error to the process exit status, in this one place, and
+// prints it.
+func exitCode(err error) int {
+	if err == nil {
+		return exitOK
+	}
+	fmt.Fprintln(os.Stderr, "bulwark:", err)
+	var ue usageError
+	switch {
+	case errors.As(err, &ue), strings.HasPrefix(err.Error(), "unknown command"), strings.Contains(err.Error(), "flag"):
+		return exitUsage
+	case errors.Is(err, modelstore.ErrNotFound):
+		return exitNotFound
+	case errors.Is(err, modelstore.ErrInvalid), errors.Is(err, modelstore.ErrChecksum):
+		return exitInvalid
+	case errors.Is(err, modelstore.ErrExists):
+		return exitExists
+	}
+	return exitError
+}

@@ -1,0 +1,295 @@
+package builtin
+
+import (
+	"context"
+	"fmt"
+
+	"github.com/bulwark-ml/bulwark/internal/onnx"
+	"github.com/bulwark-ml/bulwark/internal/runtime"
+	"github.com/bulwark-ml/bulwark/internal/tensor"
+)
+
+// Supported version ranges. Operators are implemented with the semantics
+// they have from opset 13 on (axes as inputs, Softmax on one axis, ...).
+const (
+	minOpset = 13
+	maxOpset = 21
+	minIR    = 7
+	maxIR    = 10
+)
+
+// program is a compiled graph: immutable after build and shared by all calls.
+type program struct {
+	numValues int
+	consts    []*tensor.Tensor // by value id; nil for run-time values
+	inputs    []int            // value ids of the signature inputs, in order
+	outputs   map[string]int   // output name → value id
+	steps     []step
+	sig       runtime.Signature
+	lastUse   []int // step index after which a value can be dropped; -1 never
+}
+
+type step struct {
+	op  string
+	run kernel
+	in  []int // -1 for an absent optional input
+	out []int // -1 for an output nobody reads
+}
+
+// compile turns a decoded model into a program.
+func compile(m *onnx.Model) (*program, error) {
+	if m.IRVersion < minIR || m.IRVersion > maxIR {
+		return nil, fmt.Errorf("IR version %d is not supported (supported: %d to %d)", m.IRVersion, minIR, maxIR)
+	}
+	opset, err := defaultOpset(m.OpsetImports)
+	if err != nil {
+		return nil, err
+	}
+	g := m.Graph
+	p := &program{outputs: map[string]int{}}
+	ids := map[string]int{}
+	newID := func(name string) int {
+		id := p.numValues
+		p.numValues++
+		ids[name] = id
+		p.consts = append(p.consts, nil)
+		return id
+	}
+	for _, init := range g.Initializers {
+		t, err := onnx.ToTensor(init)
+		if err != nil {
+			return nil, fmt.Errorf("initializer: %w", err)
+		}
+		p.consts[newID(init.Name)] = t
+	}
+	for _, vi := range g.Inputs {
+		if _, isInit := ids[vi.Name]; isInit {
+			continue // an input with a default value: Bulwark treats it as a constant
+		}
+		spec, err := specOf(vi)
+		if err != nil {
+			return nil, fmt.Errorf("graph input: %w", err)
+		}
+		p.inputs = append(p.inputs, newID(vi.Name))
+		p.sig.Inputs = append(p.sig.Inputs, spec)
+	}
+	if err := p.buildSteps(g, opset, ids, newID); err != nil {
+		return nil, err
+	}
+	for _, vi := range g.Outputs {
+		id, ok := ids[vi.Name]
+		if !ok {
+			return nil, fmt.Errorf("graph output %q is not produced by any node", vi.Name)
+		}
+		spec, err := specOf(vi)
+		if err != nil {
+			return nil, fmt.Errorf("graph output: %w", err)
+		}
+		p.outputs[vi.Name] = id
+		p.sig.Outputs = append(p.sig.Outputs, spec)
+	}
+	p.computeLastUse()
+	return p, nil
+}
+
+func defaultOpset(imports []onnx.OpsetID) (int64, error) {
+	for _, o := range imports {
+		if o.Domain == "" || o.Domain == "ai.onnx" {
+			if o.Version < minOpset || o.Version > maxOpset {
+				return 0, fmt.Errorf("opset %d is not supported (supported: %d to %d); re-export the model with a supported opset", o.Version, minOpset, maxOpset)
+			}
+			return o.Version, nil
+		}
+	}
+	return 0, fmt.Errorf("model imports no default ONNX opset")
+}
+
+func (p *program) buildSteps(g *onnx.Graph, opset int64, ids map[string]int, newID func(string) int) error {
+	for i, n := range g.Nodes {
+		if n.Domain != "" && n.Domain != "ai.onnx" {
+			return fmt.Errorf("node %d (%s): operator domain %q is not supported", i, n.OpType, n.Domain)
+		}
+		factory, ok := registry[n.OpType]
+		if !ok {
+			return fmt.Errorf("unsupported operator %s (node %q); supported: %v", n.OpType, n.Name, SupportedOps())
+		}
+		info := &nodeInfo{node: n, opset: opset, attrs: map[string]*onnx.Attribute{}}
+		for _, a := range n.Attrs {
+			if a.HasGraph {
+				return fmt.Errorf("%s node %q: subgraph attributes are not supported", n.OpType, n.Name)
+			}
+			info.attrs[a.Name] = a
+		}
+		st := step{op: n.OpType}
+		allConst := true
+		for _, name := range n.Inputs {
+			if name == "" {
+				st.in = append(st.in, -1)
+				info.consts = append(info.consts, nil)
+				continue
+			}
+			id, ok := ids[name]
+			if !ok {
+				return fmt.Errorf("%s node %q: input %q is not defined before use (graph not topologically sorted?)", n.OpType, n.Name, name)
+			}
+			st.in = append(st.in, id)
+			info.consts = append(info.consts, p.consts[id])
+			if p.consts[id] == nil {
+				allConst = false
+			}
+		}
+		run, err := factory(info)
+		if err != nil {
+			return err
+		}
+		st.run = run
+		for _, name := range n.Outputs {
+			if name == "" {
+				st.out = append(st.out, -1)
+				continue
+			}
+			if _, dup := ids[name]; dup {
+				return fmt.Errorf("%s node %q: value %q is assigned twice", n.OpType, n.Name, name)
+			}
+			st.out = append(st.out, newID(name))
+		}
+		if allConst {
+			// Everything this node needs is known now: run it once at load
+			// time (weights reshapes, Constant nodes, shape arithmetic).
+			if err := p.fold(st, info); err != nil {
+				return err
+			}
+			continue
+		}
+		p.steps = append(p.steps, st)
+	}
+	return nil
+}
+
+func (p *program) fold(st step, info *nodeInfo) error {
+	out, err := st.run(info.consts)
+	if err != nil {
+		return info.errorf("evaluating constant: %v", err)
+	}
+	if len(out) < countPresent(st.out) {
+		return info.errorf("produced %d outputs, graph expects %d", len(out), len(st.out))
+	}
+	for i, id := range st.out {
+		if id >= 0 {
+			p.consts[id] = out[i]
+		}
+	}
+	return nil
+}
+
+func countPresent(ids []int) int {
+	n := 0
+	for i, id := range ids {
+		if id >= 0 {
+			n = i + 1
+		}
+	}
+	return n
+}
+
+// computeLastUse records for each run-time value the last step reading it,
+// so Infer can drop intermediates early and keep peak memory low.
+func (p *program) computeLastUse() {
+	p.lastUse = make([]int, p.numValues)
+	for i := range p.lastUse {
+		p.lastUse[i] = -1
+	}
+	for si, st := range p.steps {
+		for _, id := range st.in {
+			if id >= 0 {
+				p.lastUse[id] = si
+			}
+		}
+	}
+	for _, id := range p.outputs {
+		p.lastUse[id] = len(p.steps) // outputs live to the end
+	}
+}
+
+func specOf(vi *onnx.ValueInfo) (runtime.TensorSpec, error) {
+	if vi.NotTensor {
+		return runtime.TensorSpec{}, fmt.Errorf("%q is not a tensor; only tensors are supported", vi.Name)
+	}
+	dt, err := onnx.DTypeOf(vi.ElemType)
+	if err != nil {
+		return runtime.TensorSpec{}, fmt.Errorf("%q: %w", vi.Name, err)
+	}
+	spec := runtime.TensorSpec{Name: vi.Name, DType: dt}
+	if vi.HasShape {
+		spec.Shape = make([]int, len(vi.Dims))
+		for i, d := range vi.Dims {
+			spec.Shape[i] = -1
+			if d.HasValue && d.Param == "" && d.Value >= 0 {
+				spec.Shape[i] = int(d.Value)
+			}
+		}
+	}
+	return spec, nil
+}
+
+// run executes the program on inputs already checked against the signature.
+func (p *program) run(ctx context.Context, inputs map[string]*tensor.Tensor, want []string) (map[string]*tensor.Tensor, error) {
+	vals := make([]*tensor.Tensor, p.numValues)
+	copy(vals, p.consts)
+	for i, id := range p.inputs {
+		vals[id] = inputs[p.sig.Inputs[i].Name]
+	}
+	args := make([]*tensor.Tensor, 0, 8)
+	for si, st := range p.steps {
+		if err := ctx.Err(); err != nil {
+			return nil, err
+		}
+		args = args[:0]
+		for _, id := range st.in {
+			if id < 0 {
+				args = append(args, nil)
+			} else {
+				args = append(args, vals[id])
+			}
+		}
+		out, err := safeRun(st, args)
+		if err != nil {
+			return nil, err
+		}
+		if len(out) < countPresent(st.out) {
+			return nil, fmt.Errorf("%s produced %d outputs, graph expects %d", st.op, len(out), len(st.out))
+		}
+		for i, id := range st.out {
+			if id >= 0 {
+				vals[id] = out[i]
+			}
+		}
+		for _, id := range st.in {
+			if id >= 0 && p.lastUse[id] == si && p.consts[id] == nil {
+				vals[id] = nil
+			}
+		}
+	}
+	res := make(map[string]*tensor.Tensor, len(want))
+	for _, name := range want {
+		res[name] = vals[p.outputs[name]]
+	}
+	return res, nil
+}
+
+// safeRun runs one kernel, turning a panic (a kernel bug meeting unexpected
+// shapes) into an error so one bad request cannot take the node down.
+// Kernel errors at run time come from shapes that passed the signature but
+// do not fit the graph, so they are the caller's to fix.
+func safeRun(st step, args []*tensor.Tensor) (out []*tensor.Tensor, err error) {
+	defer func() {
+		if r := recover(); r != nil {
+			err = fmt.Errorf("%s: internal error: %v", st.op, r)
+		}
+	}()
+	out, err = st.run(args)
+	if err != nil {
+		return nil, fmt.Errorf("%w: %s: %v", runtime.ErrInvalidInput, st.op, err)
+	}
+	return out, nil
+}
