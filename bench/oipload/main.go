@@ -13,6 +13,7 @@
 package main
 
 import (
+	"bytes"
 	"encoding/json"
 	"flag"
 	"fmt"
@@ -64,7 +65,7 @@ func bare(args []string) {
 		}
 		var data []float32
 		for _, in := range req.Inputs {
-			if err := json.Unmarshal(in.Data, &data); err != nil {
+			if err := json.Unmarshal(flattenJSON(in.Data), &data); err != nil {
 				http.Error(w, `{"error":"bad data"}`, http.StatusBadRequest)
 				return
 			}
@@ -73,6 +74,23 @@ func bare(args []string) {
 		w.Write(answer)
 	})
 	log.Fatal(http.ListenAndServe(*listen, nil))
+}
+
+// flattenJSON turns a nested numeric JSON array (shape [8,4] sent as
+// [[...],...], as numpy's tolist() gives it) into a flat one by dropping
+// the inner brackets, so that encoding/json can decode it into []float32.
+func flattenJSON(data []byte) []byte {
+	if !bytes.HasPrefix(bytes.TrimSpace(data), []byte("[[")) {
+		return data
+	}
+	out := make([]byte, 0, len(data)+2)
+	out = append(out, '[')
+	for _, c := range data {
+		if c != '[' && c != ']' {
+			out = append(out, c)
+		}
+	}
+	return append(out, ']')
 }
 
 type targets []string

@@ -35,6 +35,7 @@ type globals struct {
 	logLevel  string
 	logFormat string
 	json      bool
+	log       *slog.Logger // built from the flags before any command runs
 }
 
 func main() {
@@ -52,6 +53,11 @@ func newRootCmd() *cobra.Command {
 		Version:       version.String(),
 		SilenceUsage:  true,
 		SilenceErrors: true,
+		PersistentPreRunE: func(*cobra.Command, []string) error {
+			log, err := g.logger()
+			g.log = log
+			return err
+		},
 	}
 	pf := root.PersistentFlags()
 	pf.StringVar(&g.site, "site", envOr("BULWARK_SITE", "bulwark-site"), "site directory (model store, state, configuration) [$BULWARK_SITE]")
@@ -65,7 +71,25 @@ func newRootCmd() *cobra.Command {
 		newNodeCmd(g),
 		newUpCmd(g),
 	)
+	root.SetFlagErrorFunc(func(_ *cobra.Command, err error) error { return usageError{err} })
+	markArgErrorsAsUsage(root)
 	return root
+}
+
+// markArgErrorsAsUsage makes every command's argument-count errors usage
+// errors, so they exit 2 like a bad flag does.
+func markArgErrorsAsUsage(c *cobra.Command) {
+	if check := c.Args; check != nil {
+		c.Args = func(cmd *cobra.Command, args []string) error {
+			if err := check(cmd, args); err != nil {
+				return usageError{err}
+			}
+			return nil
+		}
+	}
+	for _, sub := range c.Commands() {
+		markArgErrorsAsUsage(sub)
+	}
 }
 
 func envOr(key, def string) string {
@@ -105,7 +129,7 @@ func exitCode(err error) int {
 	fmt.Fprintln(os.Stderr, "bulwark:", err)
 	var ue usageError
 	switch {
-	case errors.As(err, &ue), strings.HasPrefix(err.Error(), "unknown command"), strings.Contains(err.Error(), "flag"):
+	case errors.As(err, &ue), strings.HasPrefix(err.Error(), "unknown command"):
 		return exitUsage
 	case errors.Is(err, modelstore.ErrNotFound):
 		return exitNotFound

@@ -39,10 +39,7 @@ func (f *nodeFlags) register(cmd *cobra.Command) {
 // start opens the store, binds the listener and starts serving in the
 // background. The returned channel yields Serve's result.
 func (f *nodeFlags) start(ctx context.Context, g *globals) (*node.Server, net.Addr, <-chan error, error) {
-	log, err := g.logger()
-	if err != nil {
-		return nil, nil, nil, err
-	}
+	log := g.log
 	store, err := modelstore.Open(g.site)
 	if err != nil {
 		return nil, nil, nil, err

@@ -13,6 +13,10 @@ reference.cjs then runs each model in onnxruntime, writes cases/<case>.json
 
 It also writes the benchmark model bench/small_cnn.onnx (no reference data).
 
+With --sample DIR it instead checks DIR/iris.onnx, the sample model written
+by `bulwark sample` (internal/sample), and writes DIR/iris.inputs.json for
+reference.cjs, which then writes DIR/iris.json.
+
 Everything is deterministic: each case seeds its own numpy generator from
 the case's base name, so the _op13 and _op17 variants of a case share
 weights and inputs (and therefore reference outputs).
@@ -806,6 +810,10 @@ def write_case(outdir, name, model, meta, inputs, check=True):
     path = os.path.join(outdir, name + ".onnx")
     with open(path, "wb") as f:
         f.write(model.SerializeToString())
+    write_inputs_json(outdir, name, meta, inputs)
+
+
+def write_inputs_json(outdir, name, meta, inputs):
     meta = dict(meta)
     meta["inputs"] = [
         {
@@ -827,11 +835,59 @@ def build(base, fn, opset):
     return b
 
 
+# The sample model's class means (internal/sample/data.go, classMeans); the
+# first three rows fed to the model are sample.Example(), the float32 of each.
+SAMPLE_CLASS_MEANS = [
+    [5.006, 3.428, 1.462, 0.246],
+    [5.936, 2.770, 4.260, 1.326],
+    [6.588, 2.974, 5.552, 2.026],
+]
+
+
+def write_sample_inputs(sample_dir):
+    """Check <sample_dir>/iris.onnx (written by `bulwark sample`) and write
+    <sample_dir>/iris.inputs.json for reference.cjs.
+
+    Inputs: one batch of 6 rows, sample.Example() (the three class means)
+    followed by points between the classes: the setosa/versicolor and
+    versicolor/virginica midpoints and the centre of all three means.
+    """
+    path = os.path.join(sample_dir, "iris.onnx")
+    model = onnx.load(path)
+    onnx.checker.check_model(model, full_check=True)
+    means = np.array(SAMPLE_CLASS_MEANS, dtype=np.float64)
+    rows = np.concatenate([
+        means,
+        [(means[0] + means[1]) / 2, (means[1] + means[2]) / 2, means.mean(axis=0)],
+    ]).astype(np.float32)
+    ops = []
+    for n in model.graph.node:
+        if n.op_type not in ops:
+            ops.append(n.op_type)
+    opset = [o.version for o in model.opset_import if o.domain in ("", "ai.onnx")][0]
+    (vi,) = model.graph.input
+    meta = {
+        "model": "iris.onnx",
+        "opset": int(opset),
+        "ir_version": int(model.ir_version),
+        "ops": ops,
+    }
+    write_inputs_json(sample_dir, "iris", meta, [(vi, rows)])
+    print("onnx %s: checked iris.onnx, wrote iris.inputs.json (%d rows)" % (onnx.__version__, len(rows)))
+
+
 def main():
     here = os.path.dirname(os.path.abspath(__file__))
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--out", default=here, help="testdata directory (default: this script's directory)")
+    ap.add_argument("--sample", metavar="DIR",
+                    help="instead of the cases: check DIR/iris.onnx (from `bulwark sample`) "
+                         "and write DIR/iris.inputs.json")
     args = ap.parse_args()
+
+    if args.sample:
+        write_sample_inputs(args.sample)
+        return
 
     cases_dir = os.path.join(args.out, "cases")
     bench_dir = os.path.join(args.out, "bench")

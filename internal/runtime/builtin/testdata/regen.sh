@@ -1,11 +1,14 @@
 #!/usr/bin/env bash
 # Regenerate the ONNX test fixtures: models (gen_models.py, onnx + numpy)
-# and reference outputs (reference.cjs, onnxruntime-node).
+# and reference outputs (reference.cjs, onnxruntime-node), plus the sample
+# model fixture in internal/sample/testdata (iris.onnx written by
+# `go run ./cmd/bulwark sample`, iris.json with onnxruntime's outputs).
 #
 #   ./regen.sh [--crosscheck]
 #
 # Needs Debian's python3 with python3-onnx and python3-numpy
-# (apt-get install -y python3-onnx python3-numpy), Node.js >= 18 and npm.
+# (apt-get install -y python3-onnx python3-numpy), Node.js >= 18 and npm,
+# and the Go toolchain.
 # onnxruntime-node is installed into a temporary directory that is removed
 # afterwards; set ORT_NODE_MODULES to an existing node_modules directory that
 # holds onnxruntime-node to skip the install, or ORT_NODE_VERSION to pick
@@ -13,6 +16,8 @@
 set -euo pipefail
 
 here="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
+root="$(cd "$here/../../../.." && pwd)"
+sample_dir="$root/internal/sample/testdata"
 cd "$here"
 
 ORT_NODE_VERSION="${ORT_NODE_VERSION:-1.30.0}"
@@ -39,3 +44,10 @@ fi
 rm -f cases/*.onnx cases/*.json bench/small_cnn.onnx
 "$PY" gen_models.py
 NODE_PATH="$node_modules" node reference.cjs "$@"
+
+# The sample model, trained and written by Bulwark itself.
+mkdir -p "$sample_dir"
+rm -f "$sample_dir/iris.onnx" "$sample_dir/iris.json" "$sample_dir/iris.inputs.json"
+(cd "$root" && go run ./cmd/bulwark sample -o internal/sample/testdata/iris.onnx)
+"$PY" gen_models.py --sample "$sample_dir"
+NODE_PATH="$node_modules" node reference.cjs "$sample_dir" "$@"
