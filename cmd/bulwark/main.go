@@ -70,6 +70,8 @@ func newRootCmd() *cobra.Command {
 		newSampleCmd(g),
 		newNodeCmd(g),
 		newUpCmd(g),
+		newGatewayCmd(g),
+		newStatusCmd(g),
 	)
 	root.SetFlagErrorFunc(func(_ *cobra.Command, err error) error { return usageError{err} })
 	markArgErrorsAsUsage(root)
@@ -133,7 +135,7 @@ func exitCode(err error) int {
 		return exitUsage
 	case errors.Is(err, modelstore.ErrNotFound):
 		return exitNotFound
-	case errors.Is(err, modelstore.ErrInvalid), errors.Is(err, modelstore.ErrChecksum):
+	case errors.Is(err, modelstore.ErrInvalid), errors.Is(err, modelstore.ErrChecksum), errors.Is(err, errInvalidConfig):
 		return exitInvalid
 	case errors.Is(err, modelstore.ErrExists):
 		return exitExists

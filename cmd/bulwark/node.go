@@ -25,6 +25,9 @@ type nodeFlags struct {
 	readTimeout     time.Duration
 	writeTimeout    time.Duration
 	shutdownTimeout time.Duration
+	chaos           bool
+	adminToken      string
+	name            string
 }
 
 func (f *nodeFlags) register(cmd *cobra.Command) {
@@ -34,12 +37,17 @@ func (f *nodeFlags) register(cmd *cobra.Command) {
 	fl.DurationVar(&f.readTimeout, "read-timeout", 30*time.Second, "time allowed to read a whole request")
 	fl.DurationVar(&f.writeTimeout, "write-timeout", 60*time.Second, "time allowed for an inference and its response")
 	fl.DurationVar(&f.shutdownTimeout, "shutdown-timeout", 30*time.Second, "on SIGTERM, how long in-flight requests may take to finish")
+	fl.StringVar(&f.name, "name", "bulwark", "node name reported by GET /v2 and in logs")
+	fl.BoolVar(&f.chaos, "chaos", false, "enable chaos mode: fault injection through /admin/chaos (needs an admin token)")
+	// The default is read from the environment in start, not here, so that
+	// --help never prints the token.
+	fl.StringVar(&f.adminToken, "admin-token", "", "bearer token for the admin API [$BULWARK_ADMIN_TOKEN]")
 }
 
 // start opens the store, binds the listener and starts serving in the
 // background. The returned channel yields Serve's result.
 func (f *nodeFlags) start(ctx context.Context, g *globals) (*node.Server, net.Addr, <-chan error, error) {
-	log := g.log
+	log := g.log.With("node", f.name)
 	store, err := modelstore.Open(g.site)
 	if err != nil {
 		return nil, nil, nil, err
@@ -47,7 +55,8 @@ func (f *nodeFlags) start(ctx context.Context, g *globals) (*node.Server, net.Ad
 	srv, err := node.New(node.Config{
 		Store: store, Runtime: builtin.New(), Logger: log,
 		MaxBodyBytes: f.maxBody, ReadTimeout: f.readTimeout, WriteTimeout: f.writeTimeout,
-		ShutdownTimeout: f.shutdownTimeout, NodeName: "bulwark", Version: version.Version,
+		ShutdownTimeout: f.shutdownTimeout, NodeName: f.name, Version: version.Version,
+		Chaos: f.chaos, AdminToken: tokenFromEnv(f.adminToken),
 	})
 	if err != nil {
 		return nil, nil, nil, err

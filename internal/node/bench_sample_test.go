@@ -161,16 +161,18 @@ func flattenJSON(data []byte) []byte {
 }
 
 // BenchmarkSampleHTTP posts infer requests for the sample model over
-// loopback, to the node ("node") and, in the same run, to the bare
-// handler ("bare"), with batch 1 and batch 8. ns/op is wall time per
-// request at 16 concurrent clients, so 1e9/ns_op is the throughput.
+// loopback, to the node (server=node) and, in the same run, to the bare
+// handler (server=bare), with batch 1 and batch 8. ns/op is wall time per
+// request at 16 concurrent clients, so 1e9/ns_op is the throughput;
+// `benchstat -col /server` puts the two servers side by side. Clients and
+// server share the machine's cores.
 func BenchmarkSampleHTTP(b *testing.B) {
 	for _, batch := range []int{1, 8} {
 		body := sampleBody(batch)
 		if !strings.Contains(string(body), sample.InputName) {
 			b.Fatal("bad body")
 		}
-		b.Run(fmt.Sprintf("node/batch%d", batch), func(b *testing.B) { postLoop(b, serveSample(b), body) })
-		b.Run(fmt.Sprintf("bare/batch%d", batch), func(b *testing.B) { postLoop(b, serveBare(b), body) })
+		b.Run(fmt.Sprintf("batch=%d/server=node", batch), func(b *testing.B) { postLoop(b, serveSample(b), body) })
+		b.Run(fmt.Sprintf("batch=%d/server=bare", batch), func(b *testing.B) { postLoop(b, serveBare(b), body) })
 	}
 }

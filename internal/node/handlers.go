@@ -33,6 +33,9 @@ func (s *Server) routes() http.Handler {
 	route("POST", "/v2/models/{model}/infer", s.handleInfer)
 	route("POST", "/v2/models/{model}/versions/{version}/infer", s.handleInfer)
 	route("GET", "/metrics", s.metrics.handler().ServeHTTP)
+	if s.chaos != nil {
+		s.chaos.mount(mux)
+	}
 	mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
 		writeError(w, http.StatusNotFound, "no such endpoint: "+r.Method+" "+r.URL.Path)
 	})

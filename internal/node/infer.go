@@ -59,7 +59,7 @@ func (s *Server) handleInfer(w http.ResponseWriter, r *http.Request) {
 	}
 	body, ierr := s.infer(w, r, mv)
 	if ierr != nil {
-		if ierr.status >= 500 && ierr.status != http.StatusServiceUnavailable {
+		if ierr.status >= 500 && ierr.status != http.StatusServiceUnavailable && ierr.kind != errKindChaos {
 			s.log.Warn("inference failed", "model", mv.name, "version", mv.version, "status", ierr.status, "err", ierr.msg)
 		} else {
 			s.log.Debug("inference rejected", "model", mv.name, "version", mv.version, "status", ierr.status, "err", ierr.msg)
@@ -98,6 +98,15 @@ func (s *Server) infer(w http.ResponseWriter, r *http.Request, mv *modelVersion)
 		}
 		return nil, &inferError{http.StatusBadRequest, errKindBadRequest, "read request body: " + err.Error()}
 	}
+	// Chaos mode acts once the body is read: from then on the server
+	// notices a client that goes away, and a hang or delay ends with it.
+	var corrupt func([]oip.Output)
+	if s.chaos != nil {
+		var ierr *inferError
+		if corrupt, ierr = s.chaos.intercept(r, mv); ierr != nil {
+			return nil, ierr
+		}
+	}
 	req, err := oip.DecodeInferRequest(buf.Bytes())
 	if err != nil {
 		return nil, &inferError{http.StatusBadRequest, errKindBadRequest, err.Error()}
@@ -115,6 +124,9 @@ func (s *Server) infer(w http.ResponseWriter, r *http.Request, mv *modelVersion)
 	outputs, msg := collectOutputs(outputNames(mv.sig, req.Outputs), outs)
 	if msg != "" {
 		return nil, &inferError{http.StatusInternalServerError, errKindRuntime, msg}
+	}
+	if corrupt != nil {
+		corrupt(outputs)
 	}
 	resp := &oip.Response{ModelName: mv.name, ModelVersion: mv.version, ID: req.ID, Outputs: outputs}
 	out := getBuf()

@@ -7,6 +7,7 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"os"
 	"sync"
 	"time"
 
@@ -40,6 +41,15 @@ type Config struct {
 	// NodeName and Version are reported by GET /v2.
 	NodeName string // default "bulwark"
 	Version  string // default "dev"
+
+	// Chaos enables chaos mode: fault injection on inference requests,
+	// set through /admin/chaos (see chaos.go). Off, those endpoints do not
+	// exist. On, AdminToken is required and guards them.
+	Chaos      bool
+	AdminToken string
+	// ChaosExit ends the process for the "exit" fault (default os.Exit);
+	// tests replace it.
+	ChaosExit func(code int)
 }
 
 func (c *Config) setDefaults() {
@@ -65,6 +75,9 @@ func (c *Config) setDefaults() {
 	if c.Logger == nil {
 		c.Logger = slog.New(slog.DiscardHandler)
 	}
+	if c.ChaosExit == nil {
+		c.ChaosExit = os.Exit
+	}
 }
 
 // Server is a serving node. Create it with New, then either call Serve
@@ -76,6 +89,7 @@ type Server struct {
 	models  *manager
 	metrics *metrics
 	handler http.Handler
+	chaos   *chaos // nil unless Config.Chaos
 
 	loadOnce sync.Once
 	loading  sync.WaitGroup
@@ -90,8 +104,15 @@ func New(cfg Config) (*Server, error) {
 	if cfg.Runtime == nil {
 		return nil, errors.New("node: Config.Runtime is required")
 	}
+	if cfg.Chaos && cfg.AdminToken == "" {
+		return nil, errors.New("node: chaos mode needs an admin token")
+	}
 	cfg.setDefaults()
 	s := &Server{cfg: cfg, log: cfg.Logger.With("component", "node"), metrics: newMetrics()}
+	if cfg.Chaos {
+		s.chaos = newChaos(&cfg, s.log, s.metrics)
+		s.log.Warn("chaos mode is on: faults can be injected through /admin/chaos")
+	}
 	s.models = &manager{
 		store: cfg.Store, rt: cfg.Runtime, log: s.log, metrics: s.metrics,
 		models: map[string]*modelEntry{},
@@ -157,6 +178,9 @@ func (s *Server) Serve(ctx context.Context, ln net.Listener) error {
 		ErrorLog:          slog.NewLogLogger(s.log.Handler(), slog.LevelWarn),
 		// Requests get a fresh base context, not ctx: cancelling ctx starts
 		// the shutdown, which must let in-flight inferences finish.
+	}
+	if s.chaos != nil {
+		hs.RegisterOnShutdown(s.chaos.stop) // release hung requests so they can finish
 	}
 	s.log.Info("serving", "addr", ln.Addr().String())
 	errc := make(chan error, 1)

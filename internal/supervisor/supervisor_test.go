@@ -78,13 +78,15 @@ func TestStopSendsTermThenKill(t *testing.T) {
 	// A child that ignores SIGTERM is killed after StopTimeout.
 	opts := fastOpts()
 	opts.StopTimeout = 100 * time.Millisecond
-	stubborn, err := Start(context.Background(), Spec{Name: "stubborn", Path: "/bin/sh", Args: []string{"-c", "trap '' TERM; while true; do sleep 0.05; done"}}, opts)
+	stubbornReady := filepath.Join(dir, "stubborn-ready")
+	stubborn, err := Start(context.Background(), Spec{Name: "stubborn", Path: "/bin/sh", Args: []string{"-c", "trap '' TERM; touch " + stubbornReady + "; while true; do sleep 0.05; done"}}, opts)
 	if err != nil {
 		t.Fatal(err)
 	}
+	waitFor(t, "stubborn trap installed", func() bool { _, err := os.Stat(stubbornReady); return err == nil })
 	pid := stubborn.Status().PID
 	stubborn.Stop()
-	if s := stubborn.Status(); !strings.Contains(s.LastExit, "killed") {
+	if s := stubborn.Status(); s.LastExit != "signal: killed" {
 		t.Fatalf("stubborn child: %+v", s)
 	}
 	if err := syscall.Kill(pid, 0); err == nil {
