@@ -189,7 +189,7 @@ func (ix *index) at(line int, match func(string) bool) string {
 }
 
 var (
-	reUnknown = regexp.MustCompile("^line (\\d+): field (\\S+) not found in type")
+	reUnknown = regexp.MustCompile(`^line (\d+): field (\S+) not found in type`)
 	reType    = regexp.MustCompile("^line (\\d+): cannot unmarshal \\S+ `([^`]*)`")
 )
 
