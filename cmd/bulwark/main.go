@@ -15,7 +15,9 @@ import (
 
 	"github.com/spf13/cobra"
 
+	"github.com/bulwark-ml/bulwark/internal/control"
 	"github.com/bulwark-ml/bulwark/internal/modelstore"
+	"github.com/bulwark-ml/bulwark/internal/state"
 	"github.com/bulwark-ml/bulwark/internal/version"
 )
 
@@ -26,7 +28,7 @@ const (
 	exitUsage    = 2
 	exitNotFound = 3
 	exitInvalid  = 4
-	exitExists   = 5
+	exitExists   = 5 // also a stale resource version (conflict)
 )
 
 // globals are the flags every subcommand shares.
@@ -72,6 +74,7 @@ func newRootCmd() *cobra.Command {
 		newUpCmd(g),
 		newGatewayCmd(g),
 		newStatusCmd(g),
+		newControllerCmd(g), newApplyCmd(g), newGetCmd(g), newDescribeCmd(g), newRolloutCmd(g), newRollbackCmd(g), newDeleteCmd(g),
 	)
 	root.SetFlagErrorFunc(func(_ *cobra.Command, err error) error { return usageError{err} })
 	markArgErrorsAsUsage(root)
@@ -138,6 +141,12 @@ func exitCode(err error) int {
 	case errors.Is(err, modelstore.ErrInvalid), errors.Is(err, modelstore.ErrChecksum), errors.Is(err, errInvalidConfig):
 		return exitInvalid
 	case errors.Is(err, modelstore.ErrExists):
+		return exitExists
+	case errors.Is(err, control.ErrNotFound):
+		return exitNotFound
+	case errors.Is(err, control.ErrInvalid), errors.Is(err, state.ErrCorrupt):
+		return exitInvalid
+	case errors.Is(err, control.ErrConflict):
 		return exitExists
 	}
 	return exitError
