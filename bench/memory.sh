@@ -1,20 +1,25 @@
 #!/usr/bin/env bash
-# Resident memory of a bulwark node serving one model: after load, after
-# 10,000 and after 100,000 inference requests, and the peak, for the sample
-# model and for a generated ~36 MB MLP (bench/bigmodel).
+# Resident memory of a bulwark node serving one model: after load, the peak
+# while loading, after 10,000 and after 100,000 inference requests, and the
+# peak over the whole run, for the sample model and for a generated ~36 MB
+# MLP (bench/bigmodel).
 #
 #   bench/memory.sh                 # both models
 #   MODELS=sample bench/memory.sh   # only the sample model
+#   MODELS=big GOMEMLIMIT=off bench/memory.sh
+#                                   # without the node's automatic memory limit
+#                                   # (the node leaves the limit to GOMEMLIMIT when set)
 #
 # Environment: MODELS ("sample big"), NODE_ADDR (127.0.0.1:18100),
 # CONCURRENCY (8 client connections), KEEP=1 keeps the scratch directory.
 #
 # The node runs under GNU time (`/usr/bin/time -v`, Debian package "time",
 # installed with apt-get when missing). RSS readings are VmRSS from
-# /proc/PID/status of the node; the peak is time's "Maximum resident set
-# size" after SIGTERM. The bound checked is
+# /proc/PID/status of the node; the load peak is VmHWM (the high-water mark
+# of RSS) read as soon as the node is ready, before any request; the peak is
+# time's "Maximum resident set size" after SIGTERM. The bound checked is
 #   RSS <= 2 × model file size + 50 MB   (1 MB = 10^6 bytes)
-# for every reading and for the peak, and "no growth" means RSS after 100k
+# for every reading, the load peak and the peak, and "no growth" means RSS after 100k
 # requests is at most 5 MB above RSS after 10k requests.
 #
 # Prints one JSON object per model on stdout; progress goes to stderr.
@@ -65,9 +70,10 @@ measure() {
 	done
 	PIDS+=("$node_pid")
 	wait_ready "$node_pid" "http://$NODE_ADDR/v2/health/ready"
-	local rss_load rss_10k rss_100k hwm
+	local rss_load hwm_load rss_10k rss_100k hwm
 	rss_load=$(vmrss_kb "$node_pid")
-	log "$name: file $size bytes, node pid $node_pid ready, VmRSS ${rss_load} kB"
+	hwm_load=$(vmhwm_kb "$node_pid")
+	log "$name: file $size bytes, node pid $node_pid ready, VmRSS ${rss_load} kB, VmHWM ${hwm_load} kB"
 
 	"$BIN/reqloop" -url "$url" -body "$body" -n 10000 -concurrency "$CONCURRENCY" >"$WORK/loop1-$name.json"
 	rss_10k=$(vmrss_kb "$node_pid")
@@ -87,14 +93,14 @@ measure() {
 
 	local bound_kb=$(( (2 * size + 50000000) / 1000 ))
 	local ok_bound=true ok_growth=true v
-	for v in "$rss_load" "$rss_10k" "$rss_100k" "$peak"; do
+	for v in "$rss_load" "$hwm_load" "$rss_10k" "$rss_100k" "$peak"; do
 		(( v * 1024 <= bound_kb * 1000 )) || ok_bound=false
 	done
 	(( rss_100k - rss_10k <= GROWTH_LIMIT_KB )) || ok_growth=false
 	mb() { awk -v kb="$1" 'BEGIN { printf "%.1f", kb * 1024 / 1e6 }'; }
-	printf '{"model":"%s","file_bytes":%d,"file_mb":%s,"bound_mb":%s,"rss_after_load_mb":%s,"rss_after_10k_mb":%s,"rss_after_100k_mb":%s,"growth_10k_to_100k_mb":%s,"vmhwm_mb":%s,"peak_rss_mb":%s,"within_bound":%s,"no_growth":%s}\n' \
+	printf '{"model":"%s","file_bytes":%d,"file_mb":%s,"bound_mb":%s,"rss_after_load_mb":%s,"load_peak_mb":%s,"rss_after_10k_mb":%s,"rss_after_100k_mb":%s,"growth_10k_to_100k_mb":%s,"vmhwm_mb":%s,"peak_rss_mb":%s,"within_bound":%s,"no_growth":%s}\n' \
 		"$name" "$size" "$(awk -v b="$size" 'BEGIN { printf "%.1f", b / 1e6 }')" "$(awk -v k="$bound_kb" 'BEGIN { printf "%.1f", k / 1e3 }')" \
-		"$(mb "$rss_load")" "$(mb "$rss_10k")" "$(mb "$rss_100k")" "$(mb $((rss_100k - rss_10k)))" "$(mb "$hwm")" "$(mb "$peak")" \
+		"$(mb "$rss_load")" "$(mb "$hwm_load")" "$(mb "$rss_10k")" "$(mb "$rss_100k")" "$(mb $((rss_100k - rss_10k)))" "$(mb "$hwm")" "$(mb "$peak")" \
 		"$ok_bound" "$ok_growth"
 }
 

@@ -29,7 +29,8 @@ spec:
 
 // TestControllerDeploymentLifecycle drives the controller through the real
 // binary: apply, refuse bad documents, get, describe, rollout status,
-// rollback, a stale apply, restart, delete.
+// rollback, a stale apply, restart, delete. The reconciler is off: this is
+// about desired state (controller_reconcile_test.go runs replicas).
 func TestControllerDeploymentLifecycle(t *testing.T) {
 	site := t.TempDir()
 	dir := t.TempDir()
@@ -42,7 +43,7 @@ func TestControllerDeploymentLifecycle(t *testing.T) {
 			t.Fatalf("push: %s", stderr)
 		}
 	}
-	ctl, base := startServing(t, site, "controller", "--listen", "127.0.0.1:0")
+	ctl, base := startServing(t, site, "controller", "--listen", "127.0.0.1:0", "--reconcile=false")
 	cli := func(args ...string) (string, string, int) {
 		t.Helper()
 		return run(t, site, append(args, "--controller", base)...)
@@ -117,7 +118,7 @@ func TestControllerDeploymentLifecycle(t *testing.T) {
 	if code := waitExit(t, ctl); code != 0 {
 		t.Fatalf("controller exit code %d after SIGTERM", code)
 	}
-	_, base = startServing(t, site, "controller", "--listen", "127.0.0.1:0")
+	_, base = startServing(t, site, "controller", "--listen", "127.0.0.1:0", "--reconcile=false")
 	out, _, _ = cli("--json", "get", "deployment", "iris")
 	var d control.Deployment
 	if err := json.Unmarshal([]byte(out), &d); err != nil || d.Metadata.Revision != 3 || d.Spec.Replicas != 3 {

@@ -20,7 +20,8 @@ import (
 const defaultControllerAddr = "127.0.0.1:8100"
 
 func newControllerCmd(g *globals) *cobra.Command {
-	var listen, statePath, token string
+	var listen, statePath, token, nodeBinary string
+	var reconcile, stopOnExit bool
 	cmd := &cobra.Command{
 		Use:   "controller",
 		Short: "Serve the deployments API: desired state, revisions, rollbacks, events",
@@ -32,7 +33,17 @@ transaction in the state file, fsynced before it is acknowledged.
 The API (docs/deployments.md) needs the bearer token: --admin-token,
 $BULWARK_ADMIN_TOKEN, or <site>/admin-token (created on first use). A state
 file that fails its checks is never modified: the controller refuses to
-start and says how to recover (exit code 4).`,
+start and says how to recover (exit code 4).
+
+The reconciler (on unless --reconcile=false) runs every deployment's
+replicas on this machine as bulwark node processes, one model version
+each, on loopback ports: it restarts them, rolls new revisions out, rolls
+back automatically when a new version fails its readiness or health
+checks, and publishes the routing table gateways poll
+(GET /api/v1/routing). Replicas outlive the controller: stopping or
+killing it leaves them serving, and the next controller adopts them.
+Only deleting a deployment, or --stop-replicas-on-exit, stops them.
+Replica output goes to <site>/logs/replicas/NAME.log.`,
 		Example: "  bulwark controller\n  bulwark controller --listen 0.0.0.0:8100 --state /var/lib/bulwark/controller.db",
 		Args:    cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
@@ -70,6 +81,12 @@ start and says how to recover (exit code 4).`,
 			if err != nil {
 				return err
 			}
+			var rec *control.Reconciler
+			if reconcile {
+				if rec, err = newReconciler(g, svc, nodeBinary, stopOnExit); err != nil {
+					return err
+				}
+			}
 			// Long-polls end when the server stops, instead of holding
 			// the shutdown for their 30 seconds.
 			base, stop := context.WithCancel(context.Background())
@@ -82,13 +99,27 @@ start and says how to recover (exit code 4).`,
 				BaseContext:       func(net.Listener) context.Context { return base },
 			}
 			fmt.Fprintf(cmd.OutOrStdout(), "controller serving on http://%s (state %s)\n", ln.Addr(), statePath)
-			errc := make(chan error, 1)
+			errc := make(chan error, 2)
 			go func() { errc <- srv.Serve(ln) }()
+			// The reconciler ends with the controller; the replicas do not.
+			recCtx, recStop := context.WithCancel(context.WithoutCancel(ctx))
+			recDone := make(chan struct{})
+			go func() {
+				defer close(recDone)
+				if rec != nil {
+					if err := rec.Run(recCtx); err != nil {
+						errc <- err
+					}
+				}
+			}()
+			defer func() { recStop(); <-recDone }()
 			select {
 			case err := <-errc:
 				return err
 			case <-ctx.Done():
 			}
+			recStop()
+			<-recDone
 			stop()
 			shutdown, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 			defer cancel()
@@ -102,7 +133,29 @@ start and says how to recover (exit code 4).`,
 	f.StringVar(&listen, "listen", defaultControllerAddr, "address of the controller API")
 	f.StringVar(&statePath, "state", "", "state file (default <site>/state/controller.db)")
 	f.StringVar(&token, "admin-token", "", "bearer token for the API [$BULWARK_ADMIN_TOKEN]")
+	f.BoolVar(&reconcile, "reconcile", true, "run the deployments' replicas on this machine (reconciler and rollout engine)")
+	f.StringVar(&nodeBinary, "node-binary", "", "bulwark executable the replicas run (default: this one)")
+	f.BoolVar(&stopOnExit, "stop-replicas-on-exit", false, "stop every replica when the controller exits (by default they keep serving and the next controller adopts them)")
 	return cmd
+}
+
+// newReconciler builds the controller's reconciler for the site.
+func newReconciler(g *globals, svc *control.Service, binary string, stopOnExit bool) (*control.Reconciler, error) {
+	if binary == "" {
+		exe, err := os.Executable()
+		if err != nil {
+			return nil, fmt.Errorf("--node-binary: %w", err)
+		}
+		binary = exe
+	}
+	site, err := filepath.Abs(g.site)
+	if err != nil {
+		return nil, err
+	}
+	return control.NewReconciler(svc, control.ReconcilerOptions{
+		Binary: binary, Site: site, StopOnExit: stopOnExit, Logger: g.log,
+		NodeArgs: []string{"--log-level", g.logLevel, "--log-format", g.logFormat},
+	})
 }
 
 // controllerFlags are the flags of every command that talks to a

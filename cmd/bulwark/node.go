@@ -28,6 +28,8 @@ type nodeFlags struct {
 	chaos           bool
 	adminToken      string
 	name            string
+	models          []string
+	memoryLimit     int64
 }
 
 func (f *nodeFlags) register(cmd *cobra.Command) {
@@ -38,6 +40,8 @@ func (f *nodeFlags) register(cmd *cobra.Command) {
 	fl.DurationVar(&f.writeTimeout, "write-timeout", 60*time.Second, "time allowed for an inference and its response")
 	fl.DurationVar(&f.shutdownTimeout, "shutdown-timeout", 30*time.Second, "on SIGTERM, how long in-flight requests may take to finish")
 	fl.StringVar(&f.name, "name", "bulwark", "node name reported by GET /v2 and in logs")
+	fl.Int64Var(&f.memoryLimit, "memory-limit", 0, "soft memory limit in bytes; 0 = automatic (2 × model files + 40 MiB unless $GOMEMLIMIT is set), negative = leave Go's setting")
+	fl.StringArrayVar(&f.models, "model", nil, "serve only this model version, NAME:VERSION (or NAME for all its versions); repeatable; default every version in the store")
 	fl.BoolVar(&f.chaos, "chaos", false, "enable chaos mode: fault injection through /admin/chaos (needs an admin token)")
 	// The default is read from the environment in start, not here, so that
 	// --help never prints the token.
@@ -56,7 +60,7 @@ func (f *nodeFlags) start(ctx context.Context, g *globals) (*node.Server, net.Ad
 		Store: store, Runtime: builtin.New(), Logger: log,
 		MaxBodyBytes: f.maxBody, ReadTimeout: f.readTimeout, WriteTimeout: f.writeTimeout,
 		ShutdownTimeout: f.shutdownTimeout, NodeName: f.name, Version: version.Version,
-		Chaos: f.chaos, AdminToken: tokenFromEnv(f.adminToken),
+		Chaos: f.chaos, AdminToken: tokenFromEnv(f.adminToken), Models: f.models, MemoryLimit: f.memoryLimit,
 	})
 	if err != nil {
 		return nil, nil, nil, err
@@ -83,7 +87,8 @@ func newNodeCmd(g *globals) *cobra.Command {
 	cmd := &cobra.Command{
 		Use:   "node",
 		Short: "Serve the site's models over the Open Inference Protocol (KServe V2)",
-		Long: `Node serves every model version in the site's model store over the Open
+		Long: `Node serves every model version in the site's model store (or only the
+versions named with --model) over the Open
 Inference Protocol v2 REST API: /v2/health/live, /v2/health/ready, /v2,
 /v2/models/{name}[/versions/{version}][/ready|/infer], and Prometheus
 metrics at /metrics. Each version's checksums are verified before it is

@@ -78,6 +78,7 @@ func NewAPI(svc *Service, token string, log *slog.Logger) http.Handler {
 	mux.HandleFunc("GET /api/v1/deployments/{name}/events", a.events)
 	mux.HandleFunc("GET /api/v1/deployments/{name}/status", a.status)
 	mux.HandleFunc("GET /api/v1/watch", a.watch)
+	a.mountReconcilerAPI(mux) // routing_api.go
 	mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
 		writeError(w, http.StatusNotFound, "no such API: "+r.Method+" "+r.URL.Path)
 	})

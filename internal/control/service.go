@@ -28,6 +28,8 @@ type Service struct {
 	mu      sync.Mutex
 	gen     int64         // see watch.go
 	changed chan struct{} // closed and replaced on every desired-state change
+
+	routing *RoutingTable // published by the reconciler (routing.go)
 }
 
 // Options tune a Service; the zero value is fine.
@@ -43,7 +45,7 @@ const maxRetries = 16
 // NewService opens the desired state kept in st; models are checked
 // against catalog (the site's model store).
 func NewService(ctx context.Context, st state.Store, catalog ModelCatalog, opt Options) (*Service, error) {
-	s := &Service{store: st, catalog: catalog, log: opt.Logger, now: opt.Now, changed: make(chan struct{})}
+	s := &Service{store: st, catalog: catalog, log: opt.Logger, now: opt.Now, changed: make(chan struct{}), routing: newRoutingTable()}
 	if s.log == nil {
 		s.log = slog.New(slog.DiscardHandler)
 	}

@@ -52,9 +52,11 @@ type manager struct {
 	rt      runtime.Runtime
 	log     *slog.Logger
 	metrics *metrics
+	filter  modelFilter // which versions to load; nil: all (filter.go)
 
-	reloadMu sync.Mutex // one reload at a time; also held by close
-	closed   bool       // guarded by reloadMu
+	reloadMu sync.Mutex    // one reload at a time; also held by close
+	closed   bool          // guarded by reloadMu
+	mem      *memoryPolicy // guarded by reloadMu
 
 	mu     sync.RWMutex
 	models map[string]*modelEntry
@@ -84,17 +86,25 @@ func (m *manager) reload(ctx context.Context) error {
 	if err != nil {
 		return fmt.Errorf("list models: %w", err)
 	}
+	loaded := false
 	for _, name := range names {
+		if !m.filter.allowsModel(name) {
+			continue
+		}
 		versions, err := m.store.Versions(name)
 		if err != nil {
 			m.log.Warn("cannot list model versions", "model", name, "err", err)
 			continue
 		}
 		for _, v := range versions {
+			if !m.filter.allows(name, v) {
+				continue
+			}
 			if cur := m.get(name, v); cur != nil && cur.ready() {
 				continue
 			}
 			mv := m.load(ctx, name, v)
+			loaded = true
 			if err := ctx.Err(); err != nil {
 				closeModel(mv)
 				return err
@@ -102,6 +112,12 @@ func (m *manager) reload(ctx context.Context) error {
 			m.publish(mv)
 		}
 	}
+	if loaded {
+		// Return the loads' garbage (file bytes, scratch) to the OS now
+		// rather than whenever the scavenger gets to it.
+		m.mem.afterLoad()
+	}
+	m.mem.apply(m.readyBytes(), false)
 	m.mu.Lock()
 	m.loaded = true
 	m.mu.Unlock()
@@ -145,6 +161,10 @@ func (m *manager) load(ctx context.Context, name, version string) *modelVersion 
 	mv.manifest = man
 	if err == nil {
 		src := runtime.Source{Name: name, Version: version, Format: man.Format, Path: m.store.Path(man, man.Primary)}
+		// Cover the load with the limit for the models it will serve with
+		// this one, so the collector keeps the load's transient memory in
+		// check too.
+		m.mem.apply(m.readyBytes()+man.Size(), true)
 		var model runtime.Model
 		model, err = safeLoad(ctx, m.rt, src)
 		if err == nil {
@@ -208,6 +228,21 @@ func (m *manager) versions(name string) []string {
 		return slices.Clone(e.order)
 	}
 	return nil
+}
+
+// readyBytes is the total file size of the versions that are serving.
+func (m *manager) readyBytes() int64 {
+	m.mu.RLock()
+	defer m.mu.RUnlock()
+	var n int64
+	for _, e := range m.models {
+		for _, v := range e.versions {
+			if v.ready() && v.manifest != nil {
+				n += v.manifest.Size()
+			}
+		}
+	}
+	return n
 }
 
 // anyReady reports whether the first load finished and some version serves.

@@ -50,6 +50,20 @@ type Config struct {
 	// ChaosExit ends the process for the "exit" fault (default os.Exit);
 	// tests replace it.
 	ChaosExit func(code int)
+
+	// MemoryLimit is the soft memory limit (debug.SetMemoryLimit) the node
+	// sets for the whole process, in bytes. 0 (the default) is automatic:
+	// unless the GOMEMLIMIT environment variable is set, twice the size of
+	// the model files the node serves plus 40 MiB, updated as models load.
+	// A negative value leaves the Go runtime's setting alone. The limit
+	// makes the garbage collector work harder near it; it never fails an
+	// allocation. See memory.go.
+	MemoryLimit int64
+
+	// Models restricts the node to these versions, "NAME:VERSION" (or
+	// "NAME" for all of a model's versions); empty serves every version in
+	// the store. The controller starts one node per deployment version.
+	Models []string
 }
 
 func (c *Config) setDefaults() {
@@ -107,6 +121,10 @@ func New(cfg Config) (*Server, error) {
 	if cfg.Chaos && cfg.AdminToken == "" {
 		return nil, errors.New("node: chaos mode needs an admin token")
 	}
+	filter, err := newModelFilter(cfg.Models)
+	if err != nil {
+		return nil, err
+	}
 	cfg.setDefaults()
 	s := &Server{cfg: cfg, log: cfg.Logger.With("component", "node"), metrics: newMetrics()}
 	if cfg.Chaos {
@@ -115,7 +133,8 @@ func New(cfg Config) (*Server, error) {
 	}
 	s.models = &manager{
 		store: cfg.Store, rt: cfg.Runtime, log: s.log, metrics: s.metrics,
-		models: map[string]*modelEntry{},
+		models: map[string]*modelEntry{}, filter: filter,
+		mem: newMemoryPolicy(cfg.MemoryLimit, s.log.Info),
 	}
 	s.handler = s.routes()
 	return s, nil

@@ -15,7 +15,11 @@ const maxDepth = 16
 // ErrMalformed is wrapped by every decoding error.
 var ErrMalformed = errors.New("malformed ONNX model")
 
-// Decode parses a serialized ModelProto.
+// Decode parses a serialized ModelProto. Byte fields of the result
+// (TensorProto.RawData, Attribute.S and Strings) alias b rather than copy
+// it, so decoding a large model costs no second copy of its weights; b
+// must not be modified while the model is in use, and stays reachable as
+// long as any of those fields is.
 func Decode(b []byte) (*Model, error) {
 	m := &Model{}
 	err := each(b, func(num protowire.Number, typ protowire.Type, v field) error {
@@ -267,7 +271,7 @@ func decodeTensor(b []byte) (*TensorProto, error) {
 		case 8:
 			t.Name = string(v.b)
 		case 9:
-			t.RawData = v.b
+			t.RawData = v.b // aliases the input: no copy
 			t.HasRawData = true
 		case 10:
 			return appendDoubles(&t.DoubleData, typ, v)

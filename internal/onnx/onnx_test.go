@@ -87,6 +87,39 @@ func TestToTensorRejectsBadData(t *testing.T) {
 		if _, err := ToTensor(tp); err == nil {
 			t.Errorf("%s: accepted", tp.Name)
 		}
+		if err := CheckTensor(tp); err == nil {
+			t.Errorf("%s: CheckTensor accepted", tp.Name)
+		}
+	}
+	good := &TensorProto{Name: "ok", Dims: []int64{2}, DataType: DataBool, Int32Data: []int32{0, 3}}
+	if err := CheckTensor(good); err != nil {
+		t.Errorf("CheckTensor: %v", err)
+	}
+}
+
+// Raw tensor data must alias the decoded buffer, not copy it: a model's
+// weights are then held once while loading.
+func TestDecodeAliasesRawData(t *testing.T) {
+	b := Encode(sampleModel())
+	m, err := Decode(b)
+	if err != nil {
+		t.Fatal(err)
+	}
+	raw := m.Graph.Initializers[0].RawData
+	if len(raw) == 0 {
+		t.Fatal("no raw data")
+	}
+	start, end := &b[0], &b[len(b)-1]
+	p := &raw[0]
+	inside := false
+	for i := range b {
+		if &b[i] == p {
+			inside = true
+			break
+		}
+	}
+	if !inside {
+		t.Fatalf("RawData is a copy, not a slice of the input (%p not in [%p, %p])", p, start, end)
 	}
 }
 
@@ -121,4 +154,19 @@ func FuzzDecode(f *testing.F) {
 			}
 		}
 	})
+}
+
+func TestDecodeFloats(t *testing.T) {
+	tp := FromTensor("w", tensor.FromFloat32([]int{3}, []float32{1.5, -2, 3.25}))
+	got := make([]float32, 2)
+	DecodeFloats(got, tp.RawData[4:])
+	if !reflect.DeepEqual(got, []float32{-2, 3.25}) {
+		t.Fatalf("float32: %v", got)
+	}
+	tp = FromTensor("d", tensor.FromFloat64([]int{2}, []float64{0.1, -7}))
+	got64 := make([]float64, 2)
+	DecodeFloats(got64, tp.RawData)
+	if !reflect.DeepEqual(got64, []float64{0.1, -7}) {
+		t.Fatalf("float64: %v", got64)
+	}
 }

@@ -50,21 +50,58 @@ func DataTypeOf(d tensor.DType) DataType {
 // little-endian as the ONNX spec requires. External data is refused: a model
 // in the store is one self-contained file.
 func ToTensor(tp *TensorProto) (*tensor.Tensor, error) {
+	dt, shape, err := tensorHeader(tp)
+	if err != nil {
+		return nil, err
+	}
+	if tp.HasRawData {
+		return fromRaw(dt, shape, tp.RawData), nil
+	}
+	t := tensor.New(dt, shape)
+	switch tp.DataType {
+	case DataFloat:
+		copy(t.F32, tp.FloatData)
+	case DataDouble:
+		copy(t.F64, tp.DoubleData)
+	case DataInt64:
+		copy(t.I64, tp.Int64Data)
+	case DataInt32:
+		copy(t.I32, tp.Int32Data)
+	case DataBool:
+		// The spec stores bools in int32_data.
+		for i, v := range tp.Int32Data {
+			t.Bool[i] = v != 0
+		}
+	}
+	return t, nil
+}
+
+// CheckTensor reports the error ToTensor would return, without converting
+// (or allocating) the data, so a caller can validate every tensor of a
+// model up front and convert each one only when it needs it.
+func CheckTensor(tp *TensorProto) error {
+	_, _, err := tensorHeader(tp)
+	return err
+}
+
+// tensorHeader validates a TensorProto (type, dimensions, amount of data)
+// and returns its datatype and shape.
+func tensorHeader(tp *TensorProto) (tensor.DType, []int, error) {
 	dt, err := DTypeOf(tp.DataType)
 	if err != nil {
-		return nil, fmt.Errorf("tensor %q: %w", tp.Name, err)
+		return dt, nil, fmt.Errorf("tensor %q: %w", tp.Name, err)
 	}
 	if tp.External {
-		return nil, fmt.Errorf("tensor %q: external data is not supported; save the model as one file", tp.Name)
+		return dt, nil, fmt.Errorf("tensor %q: external data is not supported; save the model as one file", tp.Name)
 	}
 	shape := make([]int, len(tp.Dims))
 	n := int64(1)
 	for i, d := range tp.Dims {
 		if d < 0 {
-			return nil, fmt.Errorf("tensor %q: negative dimension %d", tp.Name, d)
+			return dt, nil, fmt.Errorf("tensor %q: negative dimension %d", tp.Name, d)
 		}
 		if d > 0 && n > maxElements/d {
-			return nil, fmt.Errorf("tensor %q: too many elements", tp.Name)
+			return dt, nil, fmt.Errorf("tensor %q: too many elements", tp.Name)
 		}
 		n *= d
 		shape[i] = int(d)
@@ -72,39 +109,46 @@ func ToTensor(tp *TensorProto) (*tensor.Tensor, error) {
 	count := int(n)
 	if tp.HasRawData {
 		if len(tp.RawData) != count*dt.Size() {
-			return nil, fmt.Errorf("tensor %q: raw data has %d bytes, shape %v of %v needs %d",
+			return dt, nil, fmt.Errorf("tensor %q: raw data has %d bytes, shape %v of %v needs %d",
 				tp.Name, len(tp.RawData), shape, dt, count*dt.Size())
 		}
-		return fromRaw(dt, shape, tp.RawData), nil
+		return dt, shape, nil
 	}
-	t := tensor.New(dt, shape)
 	var have int
 	switch tp.DataType {
 	case DataFloat:
-		have = copy(t.F32, tp.FloatData)
-		have = max(have, len(tp.FloatData))
+		have = len(tp.FloatData)
 	case DataDouble:
-		have = copy(t.F64, tp.DoubleData)
-		have = max(have, len(tp.DoubleData))
+		have = len(tp.DoubleData)
 	case DataInt64:
-		have = copy(t.I64, tp.Int64Data)
-		have = max(have, len(tp.Int64Data))
-	case DataInt32:
-		for i := 0; i < len(tp.Int32Data) && i < count; i++ {
-			t.I32[i] = tp.Int32Data[i]
-		}
-		have = len(tp.Int32Data)
-	case DataBool:
-		// The spec stores bools in int32_data.
-		for i := 0; i < len(tp.Int32Data) && i < count; i++ {
-			t.Bool[i] = tp.Int32Data[i] != 0
-		}
+		have = len(tp.Int64Data)
+	case DataInt32, DataBool:
 		have = len(tp.Int32Data)
 	}
 	if have != count {
-		return nil, fmt.Errorf("tensor %q: has %d values, shape %v needs %d", tp.Name, have, shape, count)
+		return dt, nil, fmt.Errorf("tensor %q: has %d values, shape %v needs %d", tp.Name, have, shape, count)
 	}
-	return t, nil
+	return dt, shape, nil
+}
+
+// DecodeFloats fills dst with little-endian float32 or float64 values (by
+// T) from raw, as ToTensor reads raw data; raw must hold at least len(dst)
+// values. It lets a caller convert part of a large tensor's RawData at a
+// time, straight into the layout it needs.
+func DecodeFloats[T float32 | float64](dst []T, raw []byte) {
+	le := binary.LittleEndian
+	switch d := any(dst).(type) {
+	case []float32:
+		raw = raw[:4*len(d)]
+		for i := range d {
+			d[i] = math.Float32frombits(le.Uint32(raw[4*i:]))
+		}
+	case []float64:
+		raw = raw[:8*len(d)]
+		for i := range d {
+			d[i] = math.Float64frombits(le.Uint64(raw[8*i:]))
+		}
+	}
 }
 
 func fromRaw(dt tensor.DType, shape []int, raw []byte) *tensor.Tensor {

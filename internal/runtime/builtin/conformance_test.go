@@ -6,8 +6,10 @@ import (
 	"math"
 	"os"
 	"path/filepath"
+	"runtime"
 	"strings"
 	"testing"
+	"weak"
 
 	"github.com/bulwark-ml/bulwark/internal/tensor"
 )
@@ -188,4 +190,31 @@ func closeEnough(g, w, tol float64) bool {
 	}
 	d := math.Abs(g - w)
 	return d <= tol*math.Max(math.Abs(w), 1)
+}
+
+// TestLoadedModelsDoNotPinFile checks that no compiled fixture model keeps
+// the file's bytes reachable: the decoder aliases them (raw tensor data,
+// string attributes), so a kernel holding on to the decoded node would keep
+// a second copy of every weight alive for the model's life.
+func TestLoadedModelsDoNotPinFile(t *testing.T) {
+	for name, f := range loadFixtures(t) {
+		if f.ExpectLoadError != nil {
+			continue
+		}
+		b, err := os.ReadFile(filepath.Join("testdata", "cases", f.Model))
+		if err != nil {
+			t.Fatal(err)
+		}
+		wp := weak.Make(&b[0])
+		m, err := LoadBytes(b)
+		if err != nil {
+			t.Fatalf("%s: load: %v", name, err)
+		}
+		b = nil
+		runtime.GC()
+		if wp.Value() != nil {
+			t.Errorf("%s: the loaded model keeps the file's bytes reachable", name)
+		}
+		runtime.KeepAlive(m)
+	}
 }

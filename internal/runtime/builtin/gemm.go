@@ -1,6 +1,10 @@
 package builtin
 
-import "sync"
+import (
+	"sync"
+
+	"github.com/bulwark-ml/bulwark/internal/onnx"
+)
 
 // The matrix multiply behind MatMul, Gemm and Conv (through im2col), in
 // plain Go. The layout follows the usual packed-panel scheme: op(B) is
@@ -75,21 +79,65 @@ func gemm[T gemmFloat](transA, transB bool, m, n, k int, alpha T, a []T, lda int
 // gemmPacked is op(B) packed once, for products with constant weights
 // (Gemm and MatMul with an initializer as B): the per-call packing then
 // disappears, and even single-row products use the fast kernel.
+// It does not keep the original: the packed copy is the only one a model
+// holds.
 type gemmPacked[T gemmFloat] struct {
 	k, n int
 	data []T // per depth block of gemmKC: roundNR(n)/NR panels of kb×NR
-	// The original, for shallow products where the row loops win.
-	transB bool
-	b      []T
-	ldb    int
 }
 
+// gemmPack packs op(B) (k×n). Products of depth under gemmShallowK run
+// faster on the original (gemmSmall), so callers should not pack those.
 func gemmPack[T gemmFloat](transB bool, k, n int, b []T, ldb int) *gemmPacked[T] {
 	np := gemmRoundNR(n)
-	pk := &gemmPacked[T]{k: k, n: n, data: make([]T, k*np), transB: transB, b: b, ldb: ldb}
+	pk := &gemmPacked[T]{k: k, n: n, data: make([]T, k*np)}
 	for p0 := 0; p0 < k; p0 += gemmKC {
 		kb := min(gemmKC, k-p0)
 		gemmPackB(transB, b, ldb, p0, kb, 0, n, pk.data[p0*np:])
+	}
+	return pk
+}
+
+// gemmRawBand bounds the scratch buffer of gemmPackRaw, in elements.
+const gemmRawBand = 1 << 16
+
+// gemmPackRaw is gemmPack for a B stored as little-endian raw bytes (an
+// ONNX initializer's raw_data; row-major k×n, or n×k when transB): it
+// converts a band of B at a time into a small buffer and packs that, so B
+// is never held converted as a whole.
+func gemmPackRaw[T gemmFloat](transB bool, k, n int, raw []byte) *gemmPacked[T] {
+	np := gemmRoundNR(n)
+	pk := &gemmPacked[T]{k: k, n: n, data: make([]T, k*np)}
+	size := 4
+	if _, ok := any(T(0)).(float64); ok {
+		size = 8
+	}
+	if transB {
+		// Stored n×k: bands of whole panels of stored rows.
+		rows := gemmNR * max(1, gemmRawBand/(gemmNR*k))
+		pb := gemmGetBuf[T](min(rows, n) * k)
+		defer gemmPutBuf(pb)
+		buf := *pb
+		for j0 := 0; j0 < n; j0 += rows {
+			nb := min(rows, n-j0)
+			band := buf[:nb*k]
+			onnx.DecodeFloats(band, raw[j0*k*size:])
+			for p0 := 0; p0 < k; p0 += gemmKC {
+				kb := min(gemmKC, k-p0)
+				gemmPackB(true, band, k, p0, kb, 0, nb, pk.data[p0*np+j0*kb:])
+			}
+		}
+		return pk
+	}
+	// Stored k×n: one depth block of stored rows at a time.
+	pb := gemmGetBuf[T](min(k, gemmKC) * n)
+	defer gemmPutBuf(pb)
+	buf := *pb
+	for p0 := 0; p0 < k; p0 += gemmKC {
+		kb := min(gemmKC, k-p0)
+		band := buf[:kb*n]
+		onnx.DecodeFloats(band, raw[p0*n*size:])
+		gemmPackB(false, band, n, 0, kb, 0, n, pk.data[p0*np:])
 	}
 	return pk
 }
@@ -103,10 +151,6 @@ func gemmWithPacked[T gemmFloat](transA bool, m int, alpha T, a []T, lda int, pk
 	}
 	gemmScaleC(m, n, beta, c, ldc)
 	if k <= 0 || alpha == 0 {
-		return
-	}
-	if m < gemmSmallM && k < gemmShallowK {
-		gemmSmall(transA, pk.transB, m, n, k, alpha, a, lda, pk.b, pk.ldb, c, ldc)
 		return
 	}
 	np := gemmRoundNR(n)

@@ -5,6 +5,9 @@ import (
 	"math/rand"
 	"slices"
 	"testing"
+
+	"github.com/bulwark-ml/bulwark/internal/onnx"
+	"github.com/bulwark-ml/bulwark/internal/tensor"
 )
 
 // gemmNaive is the textbook triple loop, the reference for the blocked
@@ -155,4 +158,32 @@ func TestGemmDegenerate(t *testing.T) {
 		t.Fatalf("alpha=0: %v", c)
 	}
 	gemmF32(false, false, 0, 5, 3, 1, nil, 3, nil, 5, 0, nil, 5) // m == 0: nothing
+}
+
+// gemmPackRaw must give exactly gemmPack's layout, band boundaries and
+// depth blocks included.
+func TestGemmPackRaw(t *testing.T) {
+	r := rand.New(rand.NewSource(7))
+	for _, s := range []struct{ k, n int }{{1, 1}, {3, 7}, {16, 6}, {300, 13}, {600, 40}, {17, 3000}, {257, 1100}} {
+		for _, tb := range []bool{false, true} {
+			rows, cols := s.k, s.n
+			if tb {
+				rows, cols = cols, rows
+			}
+			b32 := make([]float32, rows*cols)
+			b64 := make([]float64, rows*cols)
+			for i := range b32 {
+				b32[i] = r.Float32()
+				b64[i] = r.Float64()
+			}
+			raw32 := onnx.FromTensor("b", tensor.FromFloat32([]int{rows, cols}, b32)).RawData
+			raw64 := onnx.FromTensor("b", tensor.FromFloat64([]int{rows, cols}, b64)).RawData
+			if got, want := gemmPackRaw[float32](tb, s.k, s.n, raw32), gemmPack(tb, s.k, s.n, b32, cols); !slices.Equal(got.data, want.data) || got.k != want.k || got.n != want.n {
+				t.Errorf("float32 k=%d n=%d transB=%v: raw packing differs", s.k, s.n, tb)
+			}
+			if got, want := gemmPackRaw[float64](tb, s.k, s.n, raw64), gemmPack(tb, s.k, s.n, b64, cols); !slices.Equal(got.data, want.data) {
+				t.Errorf("float64 k=%d n=%d transB=%v: raw packing differs", s.k, s.n, tb)
+			}
+		}
+	}
 }

@@ -275,7 +275,12 @@ func convRun[T float32 | float64](x, w, bias, y []T, nb, c, m, group int, g *cnn
 		spans = convSpans(g)
 	}
 	if !pointwise && !direct {
-		col = make([]T, kk*min(oS, max(1, convBlockCols/g.out[2])*g.out[2]))
+		// The im2col block comes from the gemm buffer pool: every element
+		// is written (convTap) before gemm reads it, and allocating it per
+		// call was a third of a small CNN's garbage.
+		buf := gemmGetBuf[T](kk * min(oS, max(1, convBlockCols/g.out[2])*g.out[2]))
+		defer gemmPutBuf(buf)
+		col = *buf
 	}
 	var tap [cnnMaxRank]int
 	for ni := range nb {

@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"math"
 	"math/rand"
+	"slices"
 	"strings"
 	"testing"
 
@@ -36,6 +37,14 @@ func mathRun(t *testing.T, n *nodeInfo, in ...*tensor.Tensor) ([]*tensor.Tensor,
 	k, err := registry[n.node.OpType](n)
 	if err != nil {
 		return nil, err
+	}
+	// A consumed constant is passed as nil, as the compiled program does:
+	// the kernel must not read it.
+	in = slices.Clone(in)
+	for i := range in {
+		if n.isConsumed(i) {
+			in[i] = nil
+		}
 	}
 	before := make([]*tensor.Tensor, len(in))
 	for i, x := range in {

@@ -2,6 +2,7 @@ package builtin
 
 import (
 	"fmt"
+	"slices"
 
 	"github.com/bulwark-ml/bulwark/internal/tensor"
 )
@@ -10,52 +11,93 @@ import (
 // constant B (the weights, in practice) is packed into the kernel's panel
 // layout once at load time; that removes the per-call packing and lets
 // single-row products (batch-1 inference) use the fast kernel too. The
-// packed copy costs as much memory as the weight itself.
+// packed copy replaces B: the factory consumes the constant (consumeConst),
+// so the model keeps one copy of the weights, not two.
 
 func init() {
 	register("MatMul", mathMatMulFactory)
 	register("Gemm", mathGemmFactory)
 }
 
-// mathPacked holds a constant B packed for whichever float type it has.
+// mathPacked holds a constant B packed for whichever float type it has, and
+// B's header (datatype and shape, no data) for the kernels' checks.
 type mathPacked struct {
 	f32 *gemmPacked[float32]
 	f64 *gemmPacked[float64]
+	hdr *tensor.Tensor
 }
 
-// mathPackConst packs a constant 2-D B (k×n after transB), unless it has a
-// single column (the dot-product path serves that better) or A is constant
-// too (the node is folded once at load time anyway).
+// mathPackConst packs a constant 2-D B (k×n after transB) and consumes it,
+// unless it has a single column (the dot-product path serves that better),
+// is shallow (fewer than gemmShallowK rows after transB: row loops on the
+// original beat the packed kernel, and packing it per call is cheap), or A
+// is constant too (the node is folded once at load time anyway). A B still
+// in the file's raw bytes is packed from them directly, never converted.
 func mathPackConst(n *nodeInfo, transB bool) mathPacked {
-	b := n.constInput(1)
-	if b == nil || n.constInput(0) != nil || len(b.Shape) != 2 {
+	if !n.isConst(1) || n.isConst(0) {
 		return mathPacked{}
 	}
-	k, cols, ldb := b.Shape[0], b.Shape[1], b.Shape[1]
+	raw := n.rawConst(1)
+	var dt tensor.DType
+	var shape []int
+	var b *tensor.Tensor
+	if raw != nil {
+		dt, _ = n.constDType(1)
+		for _, d := range raw.Dims {
+			shape = append(shape, int(d))
+		}
+	} else {
+		b = n.constInput(1)
+		if b.Validate() != nil {
+			return mathPacked{}
+		}
+		dt, shape = b.DType, slices.Clone(b.Shape)
+	}
+	if len(shape) != 2 {
+		return mathPacked{}
+	}
+	k, cols, ldb := shape[0], shape[1], shape[1]
 	if transB {
 		k, cols = cols, k
 	}
-	if cols < 2 || b.Validate() != nil {
+	if cols < 2 || k < gemmShallowK {
 		return mathPacked{}
 	}
-	switch b.DType {
-	case tensor.Float32:
-		return mathPacked{f32: gemmPack(transB, k, cols, b.F32, ldb)}
-	case tensor.Float64:
-		return mathPacked{f64: gemmPack(transB, k, cols, b.F64, ldb)}
+	pk := mathPacked{hdr: &tensor.Tensor{DType: dt, Shape: shape}}
+	switch {
+	case dt == tensor.Float32 && raw != nil:
+		pk.f32 = gemmPackRaw[float32](transB, k, cols, raw.RawData)
+	case dt == tensor.Float32:
+		pk.f32 = gemmPack(transB, k, cols, b.F32, ldb)
+	case dt == tensor.Float64 && raw != nil:
+		pk.f64 = gemmPackRaw[float64](transB, k, cols, raw.RawData)
+	case dt == tensor.Float64:
+		pk.f64 = gemmPack(transB, k, cols, b.F64, ldb)
+	default:
+		return mathPacked{}
 	}
-	return mathPacked{}
+	n.consumeConst(1)
+	return pk
+}
+
+// operandB returns B for a kernel: the header of the packed constant when
+// there is one (in[1] is then nil), else the input.
+func (pk mathPacked) operandB(in []*tensor.Tensor) *tensor.Tensor {
+	if pk.hdr != nil {
+		return pk.hdr
+	}
+	return in[1]
 }
 
 func mathMatMulFactory(n *nodeInfo) (kernel, error) {
 	for i := 0; i < 2; i++ {
-		if c := n.constInput(i); c != nil && !mathIsNum(c.DType) {
-			return nil, n.errorf("datatype %v is not supported (supported: FP32, FP64, INT32, INT64)", c.DType)
+		if dt, ok := n.constDType(i); ok && !mathIsNum(dt) {
+			return nil, n.errorf("datatype %v is not supported (supported: FP32, FP64, INT32, INT64)", dt)
 		}
 	}
 	pk := mathPackConst(n, false)
 	return func(in []*tensor.Tensor) ([]*tensor.Tensor, error) {
-		out, err := mathMatMul(in[0], in[1], pk)
+		out, err := mathMatMul(in[0], pk.operandB(in), pk)
 		if err != nil {
 			return nil, err
 		}
@@ -98,7 +140,7 @@ func mathMatMul(a, b *tensor.Tensor, pk mathPacked) (*tensor.Tensor, error) {
 	}
 	out := &tensor.Tensor{DType: a.DType, Shape: shape}
 	g := mathMM{m: m, n: n, k: k, batch: batch, ab: ab, bb: bb}
-	if a.Len() != tensor.NumElements(a.Shape) || b.Len() != tensor.NumElements(b.Shape) {
+	if a.Len() != tensor.NumElements(a.Shape) || (pk.hdr == nil && b.Len() != tensor.NumElements(b.Shape)) {
 		return nil, fmt.Errorf("input data does not match its shape")
 	}
 	switch a.DType {
@@ -182,18 +224,18 @@ func mathGemmFactory(n *nodeInfo) (kernel, error) {
 	transB := n.attrInt("transB", 0) != 0
 	alpha, beta := n.attrFloat("alpha", 1), n.attrFloat("beta", 1)
 	for i := 0; i < 3; i++ {
-		if c := n.constInput(i); c != nil && c.DType != tensor.Float32 && c.DType != tensor.Float64 {
-			return nil, n.errorf("datatype %v is not supported (supported: FP32, FP64)", c.DType)
+		if dt, ok := n.constDType(i); ok && dt != tensor.Float32 && dt != tensor.Float64 {
+			return nil, n.errorf("datatype %v is not supported (supported: FP32, FP64)", dt)
 		}
 	}
 	pk := mathPackConst(n, transB)
 	return func(in []*tensor.Tensor) ([]*tensor.Tensor, error) {
-		a, b := in[0], in[1]
+		a, b := in[0], pk.operandB(in)
 		var c *tensor.Tensor
 		if len(in) > 2 {
 			c = in[2]
 		}
-		g, err := mathGemmGeometry(a, b, c, transA, transB)
+		g, err := mathGemmGeometry(a, b, c, transA, transB, pk.hdr != nil)
 		if err != nil {
 			return nil, err
 		}
@@ -219,7 +261,9 @@ type mathGemmGeom struct {
 	cRow, cCol     int
 }
 
-func mathGemmGeometry(a, b, c *tensor.Tensor, transA, transB bool) (mathGemmGeom, error) {
+// mathGemmGeometry checks the inputs; b is a data-less header when
+// bPacked (its data was checked when packed).
+func mathGemmGeometry(a, b, c *tensor.Tensor, transA, transB, bPacked bool) (mathGemmGeom, error) {
 	var g mathGemmGeom
 	if a.DType != b.DType || (c != nil && c.DType != a.DType) {
 		return g, fmt.Errorf("input datatypes differ")
@@ -227,7 +271,7 @@ func mathGemmGeometry(a, b, c *tensor.Tensor, transA, transB bool) (mathGemmGeom
 	if len(a.Shape) != 2 || len(b.Shape) != 2 {
 		return g, fmt.Errorf("inputs A and B must be matrices, got shapes %v and %v", a.Shape, b.Shape)
 	}
-	if a.Len() != tensor.NumElements(a.Shape) || b.Len() != tensor.NumElements(b.Shape) ||
+	if a.Len() != tensor.NumElements(a.Shape) || (!bPacked && b.Len() != tensor.NumElements(b.Shape)) ||
 		(c != nil && c.Len() != tensor.NumElements(c.Shape)) {
 		return g, fmt.Errorf("input data does not match its shape")
 	}

@@ -32,6 +32,9 @@ func newBatchNorm(n *nodeInfo) (kernel, error) {
 		if pre, err = bnFold(params, eps); err != nil {
 			return nil, n.errorf("%v", err)
 		}
+		for i := 1; i <= 4; i++ {
+			n.consumeConst(i) // the kernel reads pre only
+		}
 	}
 	return func(in []*tensor.Tensor) ([]*tensor.Tensor, error) {
 		x := in[0]

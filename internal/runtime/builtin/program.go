@@ -3,6 +3,7 @@ package builtin
 import (
 	"context"
 	"fmt"
+	"slices"
 
 	"github.com/bulwark-ml/bulwark/internal/onnx"
 	"github.com/bulwark-ml/bulwark/internal/runtime"
@@ -37,6 +38,16 @@ type step struct {
 }
 
 // compile turns a decoded model into a program.
+//
+// Initializers are validated up front but converted to tensors only when a
+// node's factory asks for them, and a constant is dropped as soon as its
+// last reader has been built unless some run-time step still reads it (a
+// factory that keeps its own form of a constant, such as packed weights,
+// says so with consumeConst) or it is a graph output. So the compiled
+// program holds one copy of each weight, and while loading, a constant
+// converted for a factory that consumes it is garbage before the next node
+// is built (Gemm and MatMul weights are packed from the raw bytes and never
+// converted at all).
 func compile(m *onnx.Model) (*program, error) {
 	if m.IRVersion < minIR || m.IRVersion > maxIR {
 		return nil, fmt.Errorf("IR version %d is not supported (supported: %d to %d)", m.IRVersion, minIR, maxIR)
@@ -47,37 +58,37 @@ func compile(m *onnx.Model) (*program, error) {
 	}
 	g := m.Graph
 	p := &program{outputs: map[string]int{}}
-	ids := map[string]int{}
-	newID := func(name string) int {
-		id := p.numValues
-		p.numValues++
-		ids[name] = id
-		p.consts = append(p.consts, nil)
-		return id
-	}
+	b := &builder{p: p, ids: map[string]int{}, lastRef: map[string]int{}, graphOut: map[string]bool{}}
 	for _, init := range g.Initializers {
-		t, err := onnx.ToTensor(init)
-		if err != nil {
+		if err := onnx.CheckTensor(init); err != nil {
 			return nil, fmt.Errorf("initializer: %w", err)
 		}
-		p.consts[newID(init.Name)] = t
+		b.lazy[b.newID(init.Name)] = init
 	}
 	for _, vi := range g.Inputs {
-		if _, isInit := ids[vi.Name]; isInit {
+		if _, isInit := b.ids[vi.Name]; isInit {
 			continue // an input with a default value: Bulwark treats it as a constant
 		}
 		spec, err := specOf(vi)
 		if err != nil {
 			return nil, fmt.Errorf("graph input: %w", err)
 		}
-		p.inputs = append(p.inputs, newID(vi.Name))
+		p.inputs = append(p.inputs, b.newID(vi.Name))
 		p.sig.Inputs = append(p.sig.Inputs, spec)
 	}
-	if err := p.buildSteps(g, opset, ids, newID); err != nil {
+	for i, n := range g.Nodes {
+		for _, name := range n.Inputs {
+			b.lastRef[name] = i
+		}
+	}
+	for _, vi := range g.Outputs {
+		b.graphOut[vi.Name] = true
+	}
+	if err := b.buildSteps(g, opset); err != nil {
 		return nil, err
 	}
 	for _, vi := range g.Outputs {
-		id, ok := ids[vi.Name]
+		id, ok := b.ids[vi.Name]
 		if !ok {
 			return nil, fmt.Errorf("graph output %q is not produced by any node", vi.Name)
 		}
@@ -88,8 +99,77 @@ func compile(m *onnx.Model) (*program, error) {
 		p.outputs[vi.Name] = id
 		p.sig.Outputs = append(p.sig.Outputs, spec)
 	}
+	b.finish()
 	p.computeLastUse()
 	return p, nil
+}
+
+// builder is compile's state while it turns nodes into steps.
+type builder struct {
+	p        *program
+	ids      map[string]int      // value name → id
+	lazy     []*onnx.TensorProto // by id: an initializer not converted yet
+	keep     []bool              // by id: a run-time step reads this constant
+	lastRef  map[string]int      // value name → index of the last node naming it as input
+	graphOut map[string]bool     // names of the graph outputs
+}
+
+func (b *builder) newID(name string) int {
+	p := b.p
+	id := p.numValues
+	p.numValues++
+	b.ids[name] = id
+	p.consts = append(p.consts, nil)
+	b.lazy = append(b.lazy, nil)
+	b.keep = append(b.keep, false)
+	return id
+}
+
+// constValue returns value id's load-time value, converting an initializer
+// on first use; nil for a run-time value.
+func (b *builder) constValue(id int) *tensor.Tensor {
+	if tp := b.lazy[id]; tp != nil {
+		t, err := onnx.ToTensor(tp)
+		if err != nil {
+			// compile ran onnx.CheckTensor on every initializer.
+			panic(fmt.Sprintf("builtin: initializer %q passed CheckTensor but does not convert: %v", tp.Name, err))
+		}
+		b.p.consts[id] = t
+		b.lazy[id] = nil
+	}
+	return b.p.consts[id]
+}
+
+// isConst reports whether value id is known at load time.
+func (b *builder) isConst(id int) bool { return b.p.consts[id] != nil || b.lazy[id] != nil }
+
+// release drops constant id (named name) once nothing will read it: no
+// run-time step reads it unconsumed and it is not a graph output.
+func (b *builder) release(id int, name string) {
+	if b.keep[id] || b.graphOut[name] {
+		return
+	}
+	b.p.consts[id] = nil
+	b.lazy[id] = nil
+}
+
+// finish converts constants that are graph outputs and were never read,
+// and drops every other constant no run-time step reads.
+func (b *builder) finish() {
+	isOut := make([]bool, b.p.numValues)
+	for _, id := range b.p.outputs {
+		isOut[id] = true
+	}
+	for id := range b.p.consts {
+		switch {
+		case isOut[id]:
+			b.constValue(id)
+		case !b.keep[id]:
+			b.p.consts[id] = nil
+			b.lazy[id] = nil
+		}
+	}
+	b.lazy = nil
 }
 
 func defaultOpset(imports []onnx.OpsetID) (int64, error) {
@@ -104,7 +184,8 @@ func defaultOpset(imports []onnx.OpsetID) (int64, error) {
 	return 0, fmt.Errorf("model imports no default ONNX opset")
 }
 
-func (p *program) buildSteps(g *onnx.Graph, opset int64, ids map[string]int, newID func(string) int) error {
+func (b *builder) buildSteps(g *onnx.Graph, opset int64) error {
+	p, ids := b.p, b.ids
 	for i, n := range g.Nodes {
 		if n.Domain != "" && n.Domain != "ai.onnx" {
 			return fmt.Errorf("node %d (%s): operator domain %q is not supported", i, n.OpType, n.Domain)
@@ -113,7 +194,7 @@ func (p *program) buildSteps(g *onnx.Graph, opset int64, ids map[string]int, new
 		if !ok {
 			return fmt.Errorf("unsupported operator %s (node %q); supported: %v", n.OpType, n.Name, SupportedOps())
 		}
-		info := &nodeInfo{node: n, opset: opset, attrs: map[string]*onnx.Attribute{}}
+		info := &nodeInfo{node: n, opset: opset, attrs: map[string]*onnx.Attribute{}, b: b}
 		for _, a := range n.Attrs {
 			if a.HasGraph {
 				return fmt.Errorf("%s node %q: subgraph attributes are not supported", n.OpType, n.Name)
@@ -125,7 +206,6 @@ func (p *program) buildSteps(g *onnx.Graph, opset int64, ids map[string]int, new
 		for _, name := range n.Inputs {
 			if name == "" {
 				st.in = append(st.in, -1)
-				info.consts = append(info.consts, nil)
 				continue
 			}
 			id, ok := ids[name]
@@ -133,9 +213,18 @@ func (p *program) buildSteps(g *onnx.Graph, opset int64, ids map[string]int, new
 				return fmt.Errorf("%s node %q: input %q is not defined before use (graph not topologically sorted?)", n.OpType, n.Name, name)
 			}
 			st.in = append(st.in, id)
-			info.consts = append(info.consts, p.consts[id])
-			if p.consts[id] == nil {
+			if !b.isConst(id) {
 				allConst = false
+			}
+		}
+		// The factory sees constants through info.constInput, which
+		// converts an initializer only if asked: one it builds its own
+		// form of from the raw bytes (rawConst) is never converted.
+		info.ids = st.in
+		info.consts = make([]*tensor.Tensor, len(st.in))
+		for j, id := range st.in {
+			if id >= 0 {
+				info.consts[j] = p.consts[id]
 			}
 		}
 		run, err := factory(info)
@@ -143,6 +232,22 @@ func (p *program) buildSteps(g *onnx.Graph, opset int64, ids map[string]int, new
 			return err
 		}
 		st.run = run
+		// A consumed input is passed as nil from now on, at load time too;
+		// info forgets it so no kernel closure over info keeps it alive.
+		// Every other constant input is converted now: the kernel reads it.
+		ins := st.in
+		st.in = slices.Clone(ins)
+		for j, id := range st.in {
+			switch {
+			case id < 0:
+			case info.isConsumed(j):
+				st.in[j] = -1
+				info.consts[j] = nil
+			default:
+				info.constInput(j)
+			}
+		}
+		info.b, info.ids = nil, nil
 		for _, name := range n.Outputs {
 			if name == "" {
 				st.out = append(st.out, -1)
@@ -151,7 +256,7 @@ func (p *program) buildSteps(g *onnx.Graph, opset int64, ids map[string]int, new
 			if _, dup := ids[name]; dup {
 				return fmt.Errorf("%s node %q: value %q is assigned twice", n.OpType, n.Name, name)
 			}
-			st.out = append(st.out, newID(name))
+			st.out = append(st.out, b.newID(name))
 		}
 		if allConst {
 			// Everything this node needs is known now: run it once at load
@@ -159,9 +264,19 @@ func (p *program) buildSteps(g *onnx.Graph, opset int64, ids map[string]int, new
 			if err := p.fold(st, info); err != nil {
 				return err
 			}
-			continue
+		} else {
+			for _, id := range st.in {
+				if id >= 0 && p.consts[id] != nil {
+					b.keep[id] = true
+				}
+			}
+			p.steps = append(p.steps, st)
 		}
-		p.steps = append(p.steps, st)
+		for j, name := range n.Inputs {
+			if ins[j] >= 0 && b.lastRef[name] == i {
+				b.release(ins[j], name)
+			}
+		}
 	}
 	return nil
 }

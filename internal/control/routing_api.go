@@ -1,0 +1,50 @@
+package control
+
+import (
+	"context"
+	"fmt"
+	"net/http"
+	"time"
+)
+
+// mountReconcilerAPI adds what the reconciler publishes to the API:
+//
+//	GET /api/v1/routing?since=N[&timeout=D]  RoutingResponse, long-polled as /api/v1/watch
+//	GET /api/v1/replicas                     ReplicaList
+func (a *api) mountReconcilerAPI(mux *http.ServeMux) {
+	mux.HandleFunc("GET /api/v1/routing", a.routingTable)
+	mux.HandleFunc("GET /api/v1/replicas", a.replicas)
+}
+
+// routingTable answers as soon as the routing generation differs from
+// since, or after the wait (at most MaxWatchWait) with the table as it is.
+func (a *api) routingTable(w http.ResponseWriter, r *http.Request) {
+	since, ok := a.intParam(w, r, "since")
+	if !ok {
+		return
+	}
+	wait := MaxWatchWait
+	if s := r.URL.Query().Get("timeout"); s != "" {
+		d, err := time.ParseDuration(s)
+		if err != nil || d < 0 {
+			writeError(w, http.StatusBadRequest, fmt.Sprintf("timeout %q: want a duration such as 10s", s))
+			return
+		}
+		wait = min(d, MaxWatchWait)
+	}
+	ctx, cancel := context.WithTimeout(r.Context(), wait)
+	defer cancel()
+	resp, err := a.svc.Routing().Wait(ctx, since)
+	if err != nil && r.Context().Err() != nil {
+		return // the client went away
+	}
+	writeJSON(w, http.StatusOK, resp)
+}
+
+func (a *api) replicas(w http.ResponseWriter, r *http.Request) {
+	items := a.svc.Routing().Replicas()
+	if items == nil {
+		items = []ReplicaInfo{}
+	}
+	writeJSON(w, http.StatusOK, ReplicaList{Items: items})
+}
