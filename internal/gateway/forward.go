@@ -8,7 +8,6 @@ import (
 	"io"
 	"net"
 	"net/http"
-	"os"
 	"time"
 )
 
@@ -16,8 +15,7 @@ import (
 // client does.
 const maxResponseBytes = 256 << 20
 
-// newHTTPClient builds the client that tries and health checks of https
-// replicas share (plain-http replicas have a connPool each, see h1.go).
+// newHTTPClient builds the one client every try and health check shares.
 // Pooling matters more than anything for the gateway's overhead: a new
 // TCP connection per try would cost more than the forwarding itself, so
 // up to 256 idle connections per replica are kept. Dialing gets a short
@@ -70,7 +68,6 @@ func (c class) outcome() outcome {
 // see the whole answer before it can choose it over a hedge or a retry.
 type tryResult struct {
 	r           *replica
-	att         *attempt // the try, for a request's own tries
 	kind        string
 	trial       bool
 	class       class
@@ -100,77 +97,12 @@ type request struct {
 	body                []byte
 }
 
-// send runs one try against r, which must answer by deadline: the try's
-// own (the per-try timeout) or the request's overall one, whichever is
-// first. overall tells them apart: running out of the per-try timeout is
-// the replica's fault, reaching the request's deadline is not. ctl aborts
-// the try (a hedge won, the client went away).
-func (g *Gateway) send(ctl *tryCtl, r *replica, req *request, start, tryDeadline, overall time.Time) tryResult {
-	var res tryResult
-	deadline := tryDeadline
-	if !overall.IsZero() && overall.Before(deadline) {
-		deadline = overall
-	}
-	var err error
-	if r.pool != nil {
-		err = r.pool.roundTrip(ctl, deadline, req, &res)
-	} else {
-		err = g.sendHTTP(ctl, r, req, deadline, &res)
-	}
-	classify(&res, err, ctl, r, req, start, tryDeadline, overall)
-	return res
-}
-
-// classify completes a try's result: its replica, how long it took, and
-// its class from the error or the status.
-func classify(res *tryResult, err error, ctl *tryCtl, r *replica, req *request, start, tryDeadline, overall time.Time) {
-	now := time.Now()
-	res.r, res.took = r, now.Sub(start)
-	if err != nil {
-		deadline := tryDeadline
-		if !overall.IsZero() && overall.Before(deadline) {
-			deadline = overall
-		}
-		aborted, _ := ctl.state()
-		switch {
-		case aborted:
-			res.class, res.err = classCancelled, context.Canceled
-		case !now.Before(deadline):
-			if deadline.Equal(overall) {
-				res.class, res.err = classCancelled, context.DeadlineExceeded
-			} else {
-				res.class, res.err = classTimeout, fmt.Errorf("no answer within the per-try timeout (%v)", res.took.Round(time.Millisecond))
-			}
-		default:
-			res.class, res.err = classConnect, fmt.Errorf("%s %s%s: %w", req.method, r.addr, req.path, err)
-		}
-		return
-	}
-	switch {
-	case res.status >= 200 && res.status < 300:
-		res.class = classOK
-	case res.status == http.StatusTooManyRequests:
-		res.class = classBusy
-	case res.status >= 500:
-		res.class = classServer
-	default:
-		res.class = classFinal
-	}
-}
-
-func isTimeout(err error) bool { return errors.Is(err, os.ErrDeadlineExceeded) }
-
-// sendHTTP is a try through net/http, for https replicas.
-func (g *Gateway) sendHTTP(ctl *tryCtl, r *replica, req *request, deadline time.Time, res *tryResult) error {
-	ctx, cancel := context.WithDeadline(context.Background(), deadline)
-	defer cancel()
-	ctl.mu.Lock()
-	ctl.cancel = cancel
-	aborted := ctl.aborted
-	ctl.mu.Unlock()
-	if aborted {
-		return errAborted
-	}
+// send runs one try against r. parent is the client request's context:
+// its end (deadline, client gone) is told apart from the try's own
+// timeout, which is the replica's fault.
+func (g *Gateway) send(parent, ctx context.Context, r *replica, req *request) tryResult {
+	start := time.Now()
+	res := tryResult{r: r}
 	u := r.addr + req.path
 	if req.query != "" {
 		u += "?" + req.query
@@ -181,21 +113,40 @@ func (g *Gateway) sendHTTP(ctl *tryCtl, r *replica, req *request, deadline time.
 	}
 	hr, err := http.NewRequestWithContext(ctx, req.method, u, body)
 	if err != nil {
-		return err
+		res.class, res.err = classConnect, err
+		return res
 	}
 	if req.contentType != "" {
 		hr.Header.Set("Content-Type", req.contentType)
 	}
 	hr.Header.Set("Accept", "application/json")
 	resp, err := g.client.Do(hr)
-	if err != nil {
-		return err
+	if err == nil {
+		res.status = resp.StatusCode
+		res.contentType = resp.Header.Get("Content-Type")
+		res.retryAfter = resp.Header.Get("Retry-After")
+		res.body, err = readAnswer(resp)
 	}
-	res.status = resp.StatusCode
-	res.contentType = resp.Header.Get("Content-Type")
-	res.retryAfter = resp.Header.Get("Retry-After")
-	res.body, err = readAnswer(resp)
-	return err
+	res.took = time.Since(start)
+	switch {
+	case err != nil && parent.Err() != nil:
+		res.class, res.err = classCancelled, parent.Err()
+	case err != nil && errors.Is(ctx.Err(), context.DeadlineExceeded):
+		res.class, res.err = classTimeout, fmt.Errorf("no answer within the per-try timeout (%v)", res.took.Round(time.Millisecond))
+	case err != nil && ctx.Err() != nil:
+		res.class, res.err = classCancelled, ctx.Err()
+	case err != nil:
+		res.class, res.err = classConnect, err
+	case res.status >= 200 && res.status < 300:
+		res.class = classOK
+	case res.status == http.StatusTooManyRequests:
+		res.class = classBusy
+	case res.status >= 500:
+		res.class = classServer
+	default:
+		res.class = classFinal
+	}
+	return res
 }
 
 func readAnswer(resp *http.Response) ([]byte, error) {

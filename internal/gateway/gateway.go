@@ -212,13 +212,6 @@ func (g *Gateway) Serve(ctx context.Context, ln net.Listener) error {
 		return fmt.Errorf("gateway: serve: %w", err)
 	}
 	g.client.CloseIdleConnections()
-	for _, m := range g.table().models {
-		for _, r := range *m.replicas.Load() {
-			if r.pool != nil {
-				r.pool.closeIdle()
-			}
-		}
-	}
 	g.log.Info("stopped")
 	return nil
 }

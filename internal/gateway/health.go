@@ -49,15 +49,12 @@ func (g *Gateway) check(ctx context.Context, m *model, r *replica) {
 // probe asks the server whether it is ready, then whether the model is:
 // a server can be up with this model failed to load.
 func (g *Gateway) probe(ctx context.Context, model string, r *replica, timeout time.Duration) error {
-	var ctl tryCtl
-	stop := context.AfterFunc(ctx, func() { ctl.abort(false) }) // the checker is stopping
-	defer stop()
-	start := time.Now()
-	deadline := start.Add(timeout)
+	ctx, cancel := context.WithTimeout(ctx, timeout)
+	defer cancel()
 	for _, path := range []string{"/v2/health/ready", "/v2/models/" + url.PathEscape(model) + "/ready"} {
-		res := g.send(&ctl, r, &request{method: http.MethodGet, path: path}, time.Now(), deadline, deadline)
+		res := g.send(ctx, ctx, r, &request{method: http.MethodGet, path: path})
 		switch {
-		case res.class == classCancelled || res.class == classTimeout:
+		case res.err != nil && ctx.Err() != nil:
 			return fmt.Errorf("GET %s: no answer within %v", path, timeout)
 		case res.err != nil:
 			return fmt.Errorf("GET %s: %w", path, res.err)

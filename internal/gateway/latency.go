@@ -2,6 +2,7 @@ package gateway
 
 import (
 	"math"
+	"slices"
 	"sync"
 	"time"
 )
@@ -16,9 +17,8 @@ import (
 type latencyWindow struct {
 	mu      sync.Mutex
 	ring    [latencySamples]time.Duration
-	scratch [latencySamples]time.Duration // for selecting the percentile
-	n       int                           // samples written in total
-	dirty   int                           // samples since the cached percentile
+	n       int // samples written in total
+	dirty   int // samples since the cached percentile
 	cachedQ float64
 	cached  time.Duration
 }
@@ -49,55 +49,12 @@ func (w *latencyWindow) percentile(q float64) (time.Duration, bool) {
 		return w.cached, true
 	}
 	k := min(w.n, latencySamples)
-	s := w.scratch[:k]
+	s := make([]time.Duration, k)
 	copy(s, w.ring[:k])
-	i := max(0, min(int(math.Ceil(q*float64(k)))-1, k-1))
-	w.cached, w.cachedQ, w.dirty = nthElement(s, i), q, 0
+	slices.Sort(s)
+	i := int(math.Ceil(q*float64(k))) - 1
+	w.cached, w.cachedQ, w.dirty = s[max(0, min(i, k-1))], q, 0
 	return w.cached, true
-}
-
-// nthElement returns the value that would be at index k if s were sorted,
-// reordering s (Hoare's selection: linear on average, where sorting the
-// window every latencyRecompute requests showed in the gateway's profile).
-func nthElement(s []time.Duration, k int) time.Duration {
-	lo, hi := 0, len(s)-1
-	for lo < hi {
-		// Median of three as the pivot: the window is often nearly sorted.
-		mid := lo + (hi-lo)/2
-		if s[mid] < s[lo] {
-			s[mid], s[lo] = s[lo], s[mid]
-		}
-		if s[hi] < s[lo] {
-			s[hi], s[lo] = s[lo], s[hi]
-		}
-		if s[hi] < s[mid] {
-			s[hi], s[mid] = s[mid], s[hi]
-		}
-		pivot := s[mid]
-		i, j := lo, hi
-		for i <= j {
-			for s[i] < pivot {
-				i++
-			}
-			for s[j] > pivot {
-				j--
-			}
-			if i <= j {
-				s[i], s[j] = s[j], s[i]
-				i++
-				j--
-			}
-		}
-		switch {
-		case k <= j:
-			hi = j
-		case k >= i:
-			lo = i
-		default:
-			return s[k]
-		}
-	}
-	return s[k]
 }
 
 // hedgeDelay is how long a try may run before a hedge is sent: the fixed

@@ -62,43 +62,6 @@ func newMetrics(g *Gateway) *metrics {
 	return m
 }
 
-// modelMetrics are one model's series of the hot path, resolved once:
-// looking a label set up in a vector on every request hashes the labels
-// and takes a lock.
-type modelMetrics struct {
-	tries                 [4]prometheus.Counter // by kind: first, retry, hedge, vote
-	retriesDenied         prometheus.Counter
-	hedgesWon, hedgesLost prometheus.Counter
-	ok                    prometheus.Counter // requests_total{code="200"}
-	duration              prometheus.Observer
-}
-
-func newModelMetrics(m *metrics, model string) *modelMetrics {
-	mm := &modelMetrics{
-		retriesDenied: m.retriesDenied.WithLabelValues(model),
-		hedgesWon:     m.hedges.WithLabelValues(model, "won"),
-		hedgesLost:    m.hedges.WithLabelValues(model, "lost"),
-		ok:            m.requests.WithLabelValues(model, "200"),
-		duration:      m.duration.WithLabelValues(model),
-	}
-	for i, kind := range []string{tryFirst, tryRetry, tryHedge, tryVote} {
-		mm.tries[i] = m.tries.WithLabelValues(model, kind)
-	}
-	return mm
-}
-
-func (mm *modelMetrics) try(kind string) prometheus.Counter {
-	switch kind {
-	case tryFirst:
-		return mm.tries[0]
-	case tryRetry:
-		return mm.tries[1]
-	case tryHedge:
-		return mm.tries[2]
-	}
-	return mm.tries[3]
-}
-
 func (m *metrics) handler() http.Handler {
 	return promhttp.HandlerFor(m.reg, promhttp.HandlerOpts{Registry: m.reg})
 }

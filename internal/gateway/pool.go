@@ -19,7 +19,6 @@ type model struct {
 	name    string
 	log     *slog.Logger
 	metrics *metrics
-	mx      *modelMetrics // this model's hot-path series
 
 	policy   atomic.Pointer[Policy]
 	replicas atomic.Pointer[[]*replica]
@@ -34,7 +33,7 @@ type model struct {
 
 func newModel(name string, p *Policy, log *slog.Logger, mt *metrics) *model {
 	m := &model{
-		name: name, log: log.With("model", name), metrics: mt, mx: newModelMetrics(mt, name),
+		name: name, log: log.With("model", name), metrics: mt,
 		retries: newBudget(p.Retry.Budget, p.Retry.MinPerSecond),
 		hedges:  newBudget(p.Hedge.Budget, 0),
 	}
@@ -177,7 +176,7 @@ func (m *model) unavailableMsg(now time.Time) string {
 func (m *model) finish(r *replica, trial bool, o outcome, took time.Duration, errMsg string) {
 	now := time.Now()
 	p := m.policy.Load()
-	consec, silent, moved := r.end(now, p, o, took, p.Retry.PerTryTimeout, trial, errMsg)
+	consec, moved := r.end(now, p, o, took, p.Retry.PerTryTimeout, trial, errMsg)
 	if moved {
 		r.mu.Lock()
 		st := r.breaker.state
@@ -188,18 +187,10 @@ func (m *model) finish(r *replica, trial bool, o outcome, took time.Duration, er
 			m.log.Warn("circuit breaker opened", "replica", r.addr, "open_for", p.Breaker.OpenFor, "last_error", errMsg)
 		}
 	}
-	// A stall ejects only once the replica has been silent a while: on a
-	// busy machine every replica stalls for some milliseconds now and then,
-	// and losing a few hedge races then is no reason to eject it.
-	stalled := o == outcomeStalled && silent >= minStallEjection
-	if (o == outcomeFailure || stalled) && p.Outlier.ConsecutiveFailures > 0 && consec >= p.Outlier.ConsecutiveFailures {
+	if o == outcomeFailure && p.Outlier.ConsecutiveFailures > 0 && consec >= p.Outlier.ConsecutiveFailures {
 		m.eject(r, now, fmt.Sprintf("%d consecutive failures, last: %s", consec, errMsg))
 	}
 }
-
-// minStallEjection is how long a replica must have answered nothing before
-// tries that lost to hedges can eject it.
-const minStallEjection = 250 * time.Millisecond
 
 // eject takes r out of rotation unless that would put more than
 // maxEjectedPercent of the model's replicas out: ejection protects the

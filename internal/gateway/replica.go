@@ -25,9 +25,7 @@ var allStates = []string{StateHealthy, StateUnhealthy, StateEjected, StateDraini
 // A replica outlives config reloads that keep its address, so its
 // counters and state survive them.
 type replica struct {
-	addr    string    // normalized base URL, the identity
-	addrHdr []string  // addr as an X-Bulwark-Replica header value
-	pool    *connPool // pooled HTTP/1.1 connections; nil for https (net/http is used)
+	addr string // normalized base URL, the identity
 
 	outstanding atomic.Int64 // tries in flight
 	requests    atomic.Uint64
@@ -42,8 +40,7 @@ type replica struct {
 	ejected       bool
 	ejectedUntil  time.Time
 	ejections     int
-	consecFails   int       // failed or stalled tries since the last answer
-	lastAnswer    time.Time // of the last try answered (outcomeOK)
+	consecFails   int
 	disagreements int
 	breaker       breaker
 	lat           ewma
@@ -56,9 +53,7 @@ func newReplica(rc ReplicaConfig) *replica {
 	// check says otherwise, and retries cover a dead one meanwhile. Starting
 	// pessimistic would make a freshly started gateway refuse everything
 	// for an interval.
-	addr := normalizeAddress(rc.Address)
-	return &replica{addr: addr, addrHdr: []string{addr}, pool: newConnPool(addr), zone: rc.Zone, healthy: true,
-		lastAnswer: time.Now()} // a new replica gets the same grace as one that just answered
+	return &replica{addr: normalizeAddress(rc.Address), zone: rc.Zone, healthy: true}
 }
 
 // stateLocked is the replica's reported state. Caller holds r.mu.
@@ -98,13 +93,9 @@ func (r *replica) view(now time.Time, p *Policy) view {
 	usable := !r.draining && !r.ejected && r.healthy && r.breaker.allows(now, &p.Breaker)
 	return view{
 		r: r, usable: usable, zone: r.zone,
-		trial: usable && r.breaker.state == breakerHalfOpen,
-		cost:  r.lat.value(now),
-		// Failed or stalled tries since its last answer count as tries in
-		// flight: a try abandoned to a hedge no longer counts as
-		// outstanding, yet a paused replica must not look idle to the
-		// balancer. One answer clears them.
-		inflight: r.outstanding.Load() + int64(r.consecFails),
+		trial:    usable && r.breaker.state == breakerHalfOpen,
+		cost:     r.lat.value(now),
+		inflight: r.outstanding.Load(),
 	}
 }
 
@@ -130,28 +121,19 @@ const (
 	outcomeFailure                  // connection error, 5xx, timeout: the replica's fault
 	outcomeCancelled                // we gave up on it (hedge lost, client gone): tells nothing
 	outcomeBusy                     // 429: alive but shedding; retry elsewhere, no blame
-	// outcomeStalled: no answer while a later try of the same request, on
-	// another replica, answered (the hedge won). A paused or wedged
-	// replica shows up this way long before its health checks time out,
-	// so it counts as a consecutive failure: for the balancer at once, for
-	// outlier ejection once the replica has answered nothing for
-	// minStallEjection. It does not count toward the breaker: a slow
-	// answer is not an error.
-	outcomeStalled
 )
 
 // end records a finished try. failPenalty is the latency charged for a
 // failure: a replica that fails fast must not look fast, or least-loaded
 // balancing would pour traffic into it. It returns the consecutive failure
-// count, how long since the replica last answered, and whether the
-// breaker changed state.
-func (r *replica) end(now time.Time, p *Policy, o outcome, took, failPenalty time.Duration, trial bool, errMsg string) (consec int, silent time.Duration, moved bool) {
+// count and whether the breaker changed state.
+func (r *replica) end(now time.Time, p *Policy, o outcome, took, failPenalty time.Duration, trial bool, errMsg string) (consec int, moved bool) {
 	r.outstanding.Add(-1)
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	switch o {
 	case outcomeOK:
-		r.consecFails, r.lastAnswer = 0, now
+		r.consecFails = 0
 		r.lat.observe(now, took)
 		moved = r.breaker.record(now, &p.Breaker, true, trial)
 	case outcomeFailure:
@@ -169,19 +151,8 @@ func (r *replica) end(now time.Time, p *Policy, o outcome, took, failPenalty tim
 		r.breaker.release(trial)
 	case outcomeBusy:
 		r.breaker.release(trial)
-	case outcomeStalled:
-		r.consecFails++
-		r.lastErr = errMsg
-		if took > time.Duration(r.lat.value(now)) {
-			r.lat.observe(now, took)
-		}
-		r.breaker.release(trial)
 	}
-	silent = time.Duration(1<<63 - 1)
-	if !r.lastAnswer.IsZero() {
-		silent = now.Sub(r.lastAnswer)
-	}
-	return r.consecFails, silent, moved
+	return r.consecFails, moved
 }
 
 // ejectionFor is the n-th ejection's length: base × 2^(n-1), capped, so a
@@ -235,7 +206,6 @@ func (r *replica) recordHealth(now time.Time, h *HealthPolicy, ok bool, errMsg s
 	if r.ejected && !now.Before(r.ejectedUntil) {
 		r.ejected = false
 		r.lat = ewma{} // its history is stale: let it be measured afresh
-		r.lastAnswer = now
 		if !r.healthy && r.rise >= h.Rise {
 			r.healthy = true
 		}
@@ -244,7 +214,6 @@ func (r *replica) recordHealth(now time.Time, h *HealthPolicy, ok bool, errMsg s
 	if !r.healthy && (first || r.rise >= h.Rise) {
 		r.healthy = true
 		r.lat = ewma{}
-		r.consecFails, r.lastAnswer = 0, now // its failures are from before it went down
 		return healthUp
 	}
 	return healthSame

@@ -50,31 +50,28 @@ func (c *call) vote() reply {
 	var ballots []*ballot
 	var failures []*tryResult
 	var grace <-chan time.Time
-	deadline := time.NewTimer(time.Until(c.deadline))
-	defer deadline.Stop()
 	best := 0
 loop:
-	for c.live > 0 {
+	for len(c.inflight) > 0 {
 		select {
 		case res := <-c.results:
-			c.collect(&res)
+			c.inflight[res.r]()
+			delete(c.inflight, res.r)
 			if res.class != classOK && res.class != classFinal {
 				failures = append(failures, &res)
 			} else {
 				best = max(best, len(cast(&ballots, &res, c.p.Vote.Tolerance).voters))
 			}
-			if best+c.live < need {
+			if best+len(c.inflight) < need {
 				break loop // no majority is possible any more
 			}
-			if best >= need && grace == nil && c.live > 0 {
+			if best >= need && grace == nil && len(c.inflight) > 0 {
 				t := time.NewTimer(hedgeDelay(&c.p.Hedge, &c.m.lat))
 				defer t.Stop()
 				grace = t.C
 			}
 		case <-grace:
 			break loop
-		case <-deadline.C:
-			return c.expired(nil)
 		case <-c.ctx.Done():
 			return c.expired(nil)
 		}
