@@ -10,8 +10,9 @@
 #   RUNS=1 bench/gateway/failover.sh
 #
 # Run by run the proxy order alternates; before each attack every node is
-# running (a killed one is restarted, a stopped one resumed) and both
-# proxies see all three healthy, then 2 s pass.
+# running (a killed one is restarted, a stopped one resumed), the proxy
+# about to be measured is restarted (so that no run inherits another's
+# ejections) and sees all three nodes healthy, then 2 s pass.
 #
 # Bulwark: `bulwark gateway`, default policies (adaptive hedging, retries,
 # outlier ejection, breaker) except health: {interval: 500ms, rise: 2,
@@ -69,8 +70,16 @@ for ((r = 1; r <= RUNS; r++)); do
 		if ((r % 2)); then order="bulwark haproxy"; else order="haproxy bulwark"; fi
 		for t in $order; do
 			ensure_nodes 3
-			wait_gateway_healthy "$GW_PORT" 3
-			wait_haproxy_up "$HA_PORT" 3 "$HAPID"
+			# A fresh proxy for every attack: the gateway keeps a replica's
+			# ejection history (each ejection is twice as long as the last),
+			# which would make the runs depend on each other.
+			if [[ $t == bulwark ]]; then
+				stop "$GWPID" || true
+				start_gateway gw "$GW_PORT" 3 "$GW_HEALTH"
+			else
+				stop "$HAPID" || true
+				start_haproxy ha "$HA_PORT" 3
+			fi
 			sleep 2
 			pid=${NODE_PID[VICTIM]}
 			case $c in

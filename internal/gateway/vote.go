@@ -27,6 +27,8 @@ type ballot struct {
 // answers wrongly (a corrupt model file, a bad node), which nothing else
 // notices. A replica outvoted ejectAfter times is ejected.
 //
+// When the answers so far can no longer make a majority (two disagree,
+// one failed) the vote asks replicas it has not asked yet as tie-breakers.
 // Once a majority agrees, stragglers get the hedge delay to answer (so
 // that they too are checked) and are then cancelled: a stalled replica
 // must not stall every voted request.
@@ -61,6 +63,11 @@ loop:
 				failures = append(failures, &res)
 			} else {
 				best = max(best, len(cast(&ballots, &res, c.p.Vote.Tolerance).voters))
+			}
+			// Short of a possible majority (two replicas disagree, or one
+			// failed): ask replicas not asked yet, one at a time, until a
+			// majority is possible again or none is left to ask.
+			for best+len(c.inflight) < need && c.launch(tryVote) {
 			}
 			if best+len(c.inflight) < need {
 				break loop // no majority is possible any more

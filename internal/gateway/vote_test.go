@@ -118,3 +118,34 @@ func TestVoteSurvivesFailedReplica(t *testing.T) {
 		t.Fatalf("got %d %s", res.status, res.body)
 	}
 }
+
+// A vote of two that splits asks a third replica instead of failing.
+func TestVoteTieBreaker(t *testing.T) {
+	a, b, liar := newFake(t, modeOK), newFake(t, modeOK), newFake(t, modeOK)
+	liar.value.Store(7)
+	p := votePolicy()
+	p.Vote.Replicas = 2
+	p.Vote.EjectAfter = 1000
+	_, base := startGateway(t, testConfig(p, a, b, liar))
+	tieBreaks := 0
+	for i := range 20 {
+		res := infer(t, base, fmt.Sprint("req-", i))
+		if res.status != 200 {
+			t.Fatalf("request %d: %d %s", i, res.status, res.body)
+		}
+		ans := decodeAnswer(t, res)
+		if got := string(ans.Outputs[0].Data); got != "[1,2]" {
+			t.Fatalf("request %d: wrong answer %s", i, got)
+		}
+		switch vote := ans.Parameters["bulwark_vote"]; vote {
+		case "2/3":
+			tieBreaks++
+		case "2/2":
+		default:
+			t.Fatalf("request %d: vote %v", i, vote)
+		}
+	}
+	if tieBreaks == 0 || liar.infers.Load() != int64(tieBreaks) {
+		t.Errorf("%d tie-breaks, liar asked %d times", tieBreaks, liar.infers.Load())
+	}
+}
