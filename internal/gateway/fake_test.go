@@ -32,17 +32,19 @@ const (
 
 // fakeReplica is an OIP server whose infer endpoint misbehaves on demand.
 type fakeReplica struct {
-	t       *testing.T
-	srv     *httptest.Server
-	addr    string
-	mode    atomic.Value // string
-	value   atomic.Int64 // the answer's v: give replicas different values to make them disagree
-	healthy atomic.Bool
-	stopped atomic.Bool // like SIGSTOP: every endpoint hangs
-	infers  atomic.Int64
-	started chan string   // receives the id of each held request
-	release chan struct{} // closing it answers every held request
-	quit    chan struct{}
+	t           *testing.T
+	srv         *httptest.Server
+	addr        string
+	mode        atomic.Value // string
+	value       atomic.Int64 // the answer's v: give replicas different values to make them disagree
+	healthy     atomic.Bool
+	stopped     atomic.Bool  // like SIGSTOP: every endpoint hangs
+	slowHealth  atomic.Bool  // health endpoints hang, inference answers
+	healthHangs atomic.Int64 // health checks left hanging
+	infers      atomic.Int64
+	started     chan string   // receives the id of each held request
+	release     chan struct{} // closing it answers every held request
+	quit        chan struct{}
 
 	mu  sync.Mutex
 	ids map[string]int // request id → times seen
@@ -58,6 +60,11 @@ func newFake(t *testing.T, mode string) *fakeReplica {
 	mux := http.NewServeMux()
 	ready := func(w http.ResponseWriter, r *http.Request) {
 		if f.stopped.Load() {
+			f.hang(r)
+			return
+		}
+		if f.slowHealth.Load() {
+			f.healthHangs.Add(1)
 			f.hang(r)
 			return
 		}

@@ -2,6 +2,7 @@ package gateway
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"math/rand/v2"
 	"net/http"
@@ -17,6 +18,7 @@ import (
 func (g *Gateway) check(ctx context.Context, m *model, r *replica) {
 	for {
 		p := m.policy.Load()
+		start := time.Now()
 		err := g.probe(ctx, m.name, r, p.Health.Timeout)
 		if ctx.Err() != nil {
 			return
@@ -25,7 +27,16 @@ func (g *Gateway) check(ctx context.Context, m *model, r *replica) {
 		if err != nil {
 			msg = "health check: " + err.Error()
 		}
-		switch r.recordHealth(time.Now(), &p.Health, err == nil, msg) {
+		// A check that timed out while the replica kept answering
+		// inference requests says the machine is busy, not that the
+		// replica is down: it counts neither way. Otherwise a saturated
+		// host would take its only working replica out of rotation.
+		busy := errors.Is(err, errProbeTimeout) && r.answeredSince(start)
+		change := healthSame
+		if !busy {
+			change = r.recordHealth(time.Now(), &p.Health, err == nil, msg)
+		}
+		switch change {
 		case healthDown:
 			m.log.Warn("replica unhealthy", "replica", r.addr, "err", err)
 		case healthUp:
@@ -46,6 +57,8 @@ func (g *Gateway) check(ctx context.Context, m *model, r *replica) {
 	}
 }
 
+var errProbeTimeout = errors.New("no answer")
+
 // probe asks the server whether it is ready, then whether the model is:
 // a server can be up with this model failed to load.
 func (g *Gateway) probe(ctx context.Context, model string, r *replica, timeout time.Duration) error {
@@ -55,7 +68,7 @@ func (g *Gateway) probe(ctx context.Context, model string, r *replica, timeout t
 		res := g.send(ctx, ctx, r, &request{method: http.MethodGet, path: path})
 		switch {
 		case res.err != nil && ctx.Err() != nil:
-			return fmt.Errorf("GET %s: no answer within %v", path, timeout)
+			return fmt.Errorf("GET %s: %w within %v", path, errProbeTimeout, timeout)
 		case res.err != nil:
 			return fmt.Errorf("GET %s: %w", path, res.err)
 		case res.status != http.StatusOK:

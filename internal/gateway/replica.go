@@ -46,6 +46,7 @@ type replica struct {
 	lat           ewma
 	lastErr       string
 	lastCheck     time.Time
+	lastOK        time.Time // a try's last good answer
 }
 
 func newReplica(rc ReplicaConfig) *replica {
@@ -85,6 +86,7 @@ type view struct {
 	trial    bool // half-open: its trial is waiting, so try it first
 	cost     float64
 	inflight int64
+	group    int // in the model's replicaSet
 }
 
 func (r *replica) view(now time.Time, p *Policy) view {
@@ -134,6 +136,7 @@ func (r *replica) end(now time.Time, p *Policy, o outcome, took, failPenalty tim
 	switch o {
 	case outcomeOK:
 		r.consecFails = 0
+		r.lastOK = now
 		r.lat.observe(now, took)
 		moved = r.breaker.record(now, &p.Breaker, true, trial)
 	case outcomeFailure:
@@ -187,6 +190,13 @@ const (
 // recordHealth counts a health check. An unchecked replica takes the first
 // result at once; after that rise/fall consecutive results flip it. An
 // ejected replica whose time is up returns on one passed probe.
+// answeredSince reports whether a try got a good answer after t.
+func (r *replica) answeredSince(t time.Time) bool {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return r.lastOK.After(t)
+}
+
 func (r *replica) recordHealth(now time.Time, h *HealthPolicy, ok bool, errMsg string) healthChange {
 	r.mu.Lock()
 	defer r.mu.Unlock()
