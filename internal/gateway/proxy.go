@@ -137,6 +137,7 @@ func (c *call) proxy() reply {
 		}
 	}()
 	var last *tryResult
+	refused := 0 // times the hedge budget said no
 	for {
 		select {
 		case res := <-c.results:
@@ -166,12 +167,23 @@ func (c *call) proxy() reply {
 			}
 		case <-hedgeC:
 			hedgeC = nil
-			if c.tries < c.p.Retry.Attempts && c.m.hedges.withdraw(time.Now()) {
-				if c.launch(tryHedge) {
-					arm()
-				} else {
-					c.m.hedges.refund()
-				}
+			if c.tries >= c.p.Retry.Attempts {
+				break
+			}
+			if !c.m.hedges.withdraw(time.Now()) {
+				// The budget is spent for now, mostly by ordinary hedges
+				// at the percentile; ask again later, so that a try stuck
+				// on a stalled replica gets its copy once the budget
+				// refills instead of waiting out its timeout.
+				refused++
+				timer = time.NewTimer(hedgeDelay(&c.p.Hedge, &c.m.lat) << min(refused, 3))
+				hedgeC = timer.C
+				break
+			}
+			if c.launch(tryHedge) {
+				arm()
+			} else {
+				c.m.hedges.refund()
 			}
 		case <-c.ctx.Done():
 			c.countHedges(nil)
