@@ -8,6 +8,7 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
+	"sync/atomic"
 	"time"
 
 	"github.com/spf13/cobra"
@@ -21,7 +22,7 @@ const defaultControllerAddr = "127.0.0.1:8100"
 
 func newControllerCmd(g *globals) *cobra.Command {
 	var listen, statePath, token, nodeBinary string
-	var reconcile, stopOnExit bool
+	var reconcile, stopOnExit, chaos, exitWithParent bool
 	cmd := &cobra.Command{
 		Use:   "controller",
 		Short: "Serve the deployments API: desired state, revisions, rollbacks, events",
@@ -48,6 +49,12 @@ Replica output goes to <site>/logs/replicas/NAME.log.`,
 		Args:    cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			ctx := cmd.Context()
+			if exitWithParent {
+				var cancel context.CancelFunc
+				ctx, cancel = context.WithCancel(ctx)
+				defer cancel()
+				go cancelWhenOrphaned(ctx, cancel, g)
+			}
 			if statePath == "" {
 				statePath = filepath.Join(g.site, "state", "controller.db")
 			}
@@ -67,11 +74,12 @@ Replica output goes to <site>/logs/replicas/NAME.log.`,
 			}
 			// A corrupt file's error carries the state package's recovery
 			// advice; exitCode maps it to 4.
-			st, err := state.OpenBolt(statePath, state.BoltOptions{})
+			bolt, err := state.OpenBolt(statePath, state.BoltOptions{})
 			if err != nil {
 				return err
 			}
-			defer st.Close()
+			defer bolt.Close()
+			st := withTestPause(bolt, os.Getenv(testPauseEnv))
 			log := g.log.With("component", "controller")
 			svc, err := control.NewService(ctx, st, models, control.Options{Logger: log})
 			if err != nil {
@@ -83,7 +91,12 @@ Replica output goes to <site>/logs/replicas/NAME.log.`,
 			}
 			var rec *control.Reconciler
 			if reconcile {
-				if rec, err = newReconciler(g, svc, nodeBinary, stopOnExit); err != nil {
+				if chaos {
+					// Replicas inherit the environment: their chaos API
+					// takes the controller's token.
+					os.Setenv("BULWARK_ADMIN_TOKEN", token)
+				}
+				if rec, err = newReconciler(g, svc, nodeBinary, stopOnExit, chaos); err != nil {
 					return err
 				}
 			}
@@ -136,11 +149,34 @@ Replica output goes to <site>/logs/replicas/NAME.log.`,
 	f.BoolVar(&reconcile, "reconcile", true, "run the deployments' replicas on this machine (reconciler and rollout engine)")
 	f.StringVar(&nodeBinary, "node-binary", "", "bulwark executable the replicas run (default: this one)")
 	f.BoolVar(&stopOnExit, "stop-replicas-on-exit", false, "stop every replica when the controller exits (by default they keep serving and the next controller adopts them)")
+	f.BoolVar(&chaos, "chaos", false, "start replicas in chaos mode: fault injection through their /admin/chaos, with the admin token (for drills)")
+	f.BoolVar(&exitWithParent, "exit-with-parent", false, "stop as on SIGTERM when the process that started this one ends")
+	f.MarkHidden("exit-with-parent") // bulwark up's own
 	return cmd
 }
 
+// cancelWhenOrphaned cancels when this process's parent has gone (it is
+// re-parented): bulwark up's controller must not outlive up.
+func cancelWhenOrphaned(ctx context.Context, cancel context.CancelFunc, g *globals) {
+	parent := os.Getppid()
+	t := time.NewTicker(250 * time.Millisecond)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+			if os.Getppid() != parent {
+				g.log.Warn("the process that started the controller has gone; stopping", "component", "controller", "parent", parent)
+				cancel()
+				return
+			}
+		}
+	}
+}
+
 // newReconciler builds the controller's reconciler for the site.
-func newReconciler(g *globals, svc *control.Service, binary string, stopOnExit bool) (*control.Reconciler, error) {
+func newReconciler(g *globals, svc *control.Service, binary string, stopOnExit, chaos bool) (*control.Reconciler, error) {
 	if binary == "" {
 		exe, err := os.Executable()
 		if err != nil {
@@ -152,10 +188,73 @@ func newReconciler(g *globals, svc *control.Service, binary string, stopOnExit b
 	if err != nil {
 		return nil, err
 	}
+	args := []string{"--log-level", g.logLevel, "--log-format", g.logFormat}
+	if chaos {
+		args = append(args, "--chaos")
+	}
 	return control.NewReconciler(svc, control.ReconcilerOptions{
-		Binary: binary, Site: site, StopOnExit: stopOnExit, Logger: g.log,
-		NodeArgs: []string{"--log-level", g.logLevel, "--log-format", g.logFormat},
+		Binary: binary, Site: site, StopOnExit: stopOnExit, Logger: g.log, NodeArgs: args,
 	})
+}
+
+// testPauseEnv names a point of an apply where the controller stops dead,
+// for the fault tests that SIGKILL it there; unset in normal use.
+const testPauseEnv = "BULWARK_TEST_PAUSE_AT"
+
+// Points testPauseEnv may name, in the order an apply (or rollback)
+// passes them.
+const (
+	pauseBeforeWrite      = "apply-before-write"     // validated, nothing written
+	pauseAfterWrite       = "apply-after-write"      // record, revision and event committed
+	pauseAfterGeneration  = "apply-after-generation" // the watch generation bumped, no answer sent
+	testPauseAnnouncement = "test hook: paused at "
+)
+
+// withTestPause wraps st so that the first spec change reaching point
+// stops the controller there: it says so on stderr and blocks forever,
+// for the test to kill it. Any other point leaves st as it is.
+func withTestPause(st state.Store, point string) state.Store {
+	switch point {
+	case pauseBeforeWrite, pauseAfterWrite, pauseAfterGeneration:
+		return &pausingStore{Store: st, point: point}
+	}
+	return st
+}
+
+type pausingStore struct {
+	state.Store
+	point string
+	wrote atomic.Bool // a spec change was committed: the next generation write is its
+}
+
+func (p *pausingStore) Apply(ctx context.Context, c state.Change) (*state.Record, error) {
+	spec := c.Revision != nil // a status write carries no revision
+	if spec && p.point == pauseBeforeWrite {
+		p.pause()
+	}
+	rec, err := p.Store.Apply(ctx, c)
+	if spec && err == nil {
+		if p.point == pauseAfterWrite {
+			p.pause()
+		}
+		p.wrote.Store(true)
+	}
+	return rec, err
+}
+
+func (p *pausingStore) PutMeta(ctx context.Context, key string, value []byte) error {
+	err := p.Store.PutMeta(ctx, key, value)
+	// "control.generation" is the control package's meta key of the
+	// desired-state generation (watch.go), which an apply bumps last.
+	if p.point == pauseAfterGeneration && key == "control.generation" && p.wrote.Load() {
+		p.pause()
+	}
+	return err
+}
+
+func (p *pausingStore) pause() {
+	fmt.Fprintln(os.Stderr, testPauseAnnouncement+p.point)
+	select {}
 }
 
 // controllerFlags are the flags of every command that talks to a

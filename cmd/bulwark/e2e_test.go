@@ -6,6 +6,7 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"io"
 	"os"
 	"os/exec"
@@ -16,6 +17,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/bulwark-ml/bulwark/internal/control"
+	"github.com/bulwark-ml/bulwark/internal/gateway"
 	"github.com/bulwark-ml/bulwark/internal/modelstore"
 	"github.com/bulwark-ml/bulwark/internal/oip"
 	"github.com/bulwark-ml/bulwark/internal/sample"
@@ -115,9 +118,14 @@ func waitExit(t *testing.T, cmd *exec.Cmd) int {
 	return -1
 }
 
+// upArgs run up on free ports, so that tests do not collide with each
+// other or with a developer's own site.
+var upArgs = []string{"up", "--listen", "127.0.0.1:0", "--controller-listen", "127.0.0.1:0"}
+
 func TestUpServesSampleAndStopsOnInterrupt(t *testing.T) {
 	site := filepath.Join(t.TempDir(), "site")
-	cmd, base := startServing(t, site, "up", "--listen", "127.0.0.1:0")
+	t.Cleanup(func() { killSite(site) })
+	cmd, base := startServing(t, site, upArgs...)
 	c := oip.NewClient(base, nil)
 	ctx := context.Background()
 	ex := sample.Example()
@@ -145,20 +153,71 @@ func TestUpServesSampleAndStopsOnInterrupt(t *testing.T) {
 	if resp.ID != "e2e" || resp.ModelVersion != "1" {
 		t.Fatalf("response id %q version %q", resp.ID, resp.ModelVersion)
 	}
+	// The gateway routes by the controller's table, and keeps it on disk.
+	tok, _ := siteAdminToken(site, false)
+	st, err := gateway.NewAdminClient(base, tok).Status(ctx)
+	if err != nil || st.Routing == nil || !st.Routing.Connected || st.Routing.Generation == 0 || len(st.Models) != 1 || len(st.Models[0].Replicas) != 3 {
+		t.Fatalf("gateway status %+v %v", st, err)
+	}
+	if _, err := os.Stat(filepath.Join(site, "gateway", "routing.json")); err != nil {
+		t.Fatalf("routing cache: %v", err)
+	}
+	// up, the controller and three replicas.
+	if procs := siteProcesses(site); len(procs) != 5 {
+		t.Fatalf("%d processes run on the site, want 5: %v", len(procs), procs)
+	}
 	cmd.Process.Signal(os.Interrupt)
 	if code := waitExit(t, cmd); code != 0 {
 		t.Fatalf("exit code %d after Ctrl-C", code)
 	}
-	// A second up reuses the site: it must not push the sample again.
-	cmd2, _ := startServing(t, site, "up", "--listen", "127.0.0.1:0")
+	// Ctrl-C stops everything: the controller and its replicas too.
+	waitGone(t, site)
+	// A second up reuses the site: it pushes no sample and applies no
+	// deployment again.
+	cmd2, _ := startServing(t, site, upArgs...)
 	cmd2.Process.Signal(syscall.SIGTERM)
 	if code := waitExit(t, cmd2); code != 0 {
 		t.Fatalf("exit code %d after SIGTERM", code)
 	}
+	waitGone(t, site)
 	out, _, _ := run(t, site, "model", "list", "--json")
 	var rows []modelSummary
 	if err := json.Unmarshal([]byte(out), &rows); err != nil || len(rows) != 1 || len(rows[0].Versions) != 1 {
 		t.Fatalf("model list after two ups: %s (%v)", out, err)
+	}
+}
+
+// siteProcesses lists the pids of the processes whose command line names
+// site, other than this test's.
+func siteProcesses(site string) []int {
+	var pids []int
+	dirs, _ := filepath.Glob("/proc/[0-9]*")
+	for _, d := range dirs {
+		b, err := os.ReadFile(filepath.Join(d, "cmdline"))
+		if err != nil || !strings.Contains(string(b), "\x00"+site+"\x00") {
+			continue
+		}
+		var pid int
+		if _, err := fmt.Sscan(filepath.Base(d), &pid); err == nil && pid != os.Getpid() {
+			pids = append(pids, pid)
+		}
+	}
+	return pids
+}
+
+// waitGone waits until no process runs on site any more.
+func waitGone(t *testing.T, site string) {
+	t.Helper()
+	deadline := time.Now().Add(60 * time.Second)
+	for {
+		left := siteProcesses(site)
+		if len(left) == 0 {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("processes still running on the site after up exited: %v", left)
+		}
+		time.Sleep(20 * time.Millisecond)
 	}
 }
 
@@ -226,12 +285,22 @@ func TestNodeServesOthersWhenOneModelIsCorrupt(t *testing.T) {
 		t.Fatalf("show --verify of a corrupt file: code %d, want %d", code, exitInvalid)
 	}
 
-	cmd, base := startServing(t, site, "up", "--listen", "127.0.0.1:0")
+	t.Cleanup(func() { killSite(site) })
+	// One deployment per model in the store; the one whose file rotted
+	// never gets ready, and up says so rather than wait for it.
+	ctlAddr := faultFreeAddr(t)
+	cmd, base := startServing(t, site, "up", "--listen", "127.0.0.1:0", "--controller-listen", ctlAddr, "--replicas", "1")
 	c := oip.NewClient(base, nil)
 	ctx := context.Background()
 	err := c.ModelReady(ctx, "bad", "")
-	if oip.StatusCode(err) != 503 || !strings.Contains(err.Error(), "checksum") {
+	if oip.StatusCode(err) != 503 || !strings.Contains(err.Error(), "model bad") {
 		t.Fatalf("bad model ready: %v", err)
+	}
+	// Why: the controller reports its replica's own words.
+	tok, _ := siteAdminToken(site, false)
+	reps, err := control.NewClient("http://"+ctlAddr, tok).Replicas(ctx)
+	if err != nil || len(reps) != 2 || reps[0].Deployment != "bad" || reps[0].Ready || !strings.Contains(reps[0].Reason, "checksum") || !reps[1].Ready {
+		t.Fatalf("replicas %+v %v", reps, err)
 	}
 	in, err := oip.NewInput(sample.InputName, tensor.FromFloat32([]int{1, 4}, []float32{5, 3.4, 1.5, 0.2}))
 	if err != nil {
@@ -242,6 +311,7 @@ func TestNodeServesOthersWhenOneModelIsCorrupt(t *testing.T) {
 	}
 	cmd.Process.Signal(syscall.SIGTERM)
 	waitExit(t, cmd)
+	waitGone(t, site)
 }
 
 func TestKilledPushLeavesNoVersion(t *testing.T) {

@@ -6,6 +6,8 @@ import (
 	"net/url"
 	"strconv"
 	"time"
+
+	"github.com/bulwark-ml/bulwark/internal/gateway"
 )
 
 // Routing long-polls the routing table: it returns once the routing
@@ -23,6 +25,20 @@ func (c *Client) Routing(ctx context.Context, since int64, wait time.Duration) (
 		return nil, err
 	}
 	return &out, nil
+}
+
+// A controller's client is where a gateway takes its routing tables from.
+var _ gateway.TableSource = (*Client)(nil)
+
+// NextTable is Routing for a gateway's Follower: the table once its
+// generation differs from since, or after the controller's longest wait
+// (MaxWatchWait) the current one.
+func (c *Client) NextTable(ctx context.Context, since int64) (*gateway.Table, error) {
+	resp, err := c.Routing(ctx, since, 0)
+	if err != nil {
+		return nil, err
+	}
+	return &gateway.Table{Generation: resp.Generation, Models: resp.Config}, nil
 }
 
 // Replicas lists the replicas the controller's reconciler runs.

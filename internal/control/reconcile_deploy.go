@@ -28,6 +28,8 @@ type deployState struct {
 	goodRev      int64 // goodSpec's revision
 	goodSpec     *Spec
 	startErr     string // the last failure to start a replica, reported once
+	// trialReady is when each version on trial first had a ready replica.
+	trialReady map[string]time.Time
 }
 
 func (r *Reconciler) deploy(name string) *deployState {
@@ -58,7 +60,7 @@ func (r *Reconciler) reconcileDeployment(ctx context.Context, d *Deployment, rep
 	status := prev
 	status.Conditions = slices.Clone(prev.Conditions)
 	if ds.revision != rev {
-		ds.revision, ds.observeStart, ds.failed = rev, time.Time{}, ""
+		ds.revision, ds.observeStart, ds.failed, ds.trialReady = rev, time.Time{}, "", nil
 		ds.rollingBack = ds.rollbackTo == rev
 		if p, err := d.EffectivePolicy(); err == nil {
 			ds.policy = p
@@ -89,7 +91,7 @@ func (r *Reconciler) reconcileDeployment(ctx context.Context, d *Deployment, rep
 			rep.Zone, r.dirty = z, true
 		}
 	}
-	p := planRollout(planInput{Now: now, Spec: spec, Trial: trial, Replicas: views})
+	p := planRollout(planInput{Now: now, Spec: spec, Trial: trial, Unproven: r.unproven(spec, ds, reps, trial, now), Replicas: views})
 
 	if len(trial) > 0 && ds.failed == "" {
 		reason := p.Failed
@@ -229,6 +231,54 @@ func (r *Reconciler) noteProcesses(ctx context.Context, name string, reps []*rep
 			rep.crashLooping = false
 		}
 	}
+}
+
+// unproven lists the versions on trial that have a ready replica and
+// have not been judged yet: fewer than MinRequests requests served in the
+// observation window, and watched for less than rollout.observe since
+// their first replica got ready. Old ready replicas wait for them, so a
+// version that answers errors is rolled back while the old replicas still
+// take most of the traffic. Without an observation window (observe 0)
+// every version is proven once ready.
+func (r *Reconciler) unproven(spec *Spec, ds *deployState, reps []*replica, trial map[string]bool, now time.Time) map[string]bool {
+	observe := time.Duration(spec.Rollout.Observe)
+	if len(trial) == 0 || observe <= 0 {
+		return nil
+	}
+	var out map[string]bool
+	for v := range trial {
+		var served metricSample
+		ready := false
+		for _, rep := range reps {
+			if rep.Version != v {
+				continue
+			}
+			if ok, _ := rep.readiness(); ok {
+				ready = true
+			}
+			if d, ok := rep.sampleWindow(now, observe); ok {
+				served = addSample(served, d)
+			}
+		}
+		if !ready {
+			continue
+		}
+		if ds.trialReady == nil {
+			ds.trialReady = map[string]time.Time{}
+		}
+		since, seen := ds.trialReady[v]
+		if !seen {
+			since, ds.trialReady[v] = now, now
+		}
+		if served.Total >= float64(r.opt.MinRequests) || now.Sub(since) >= observe {
+			continue
+		}
+		if out == nil {
+			out = map[string]bool{}
+		}
+		out[v] = true
+	}
+	return out
 }
 
 // trialVerdict judges the versions on trial by their replicas' metrics.

@@ -24,7 +24,12 @@ import (
 //     than desired-1 ready replicas because of a rollout;
 //   - a replica of a version on trial (not in the last good revision) that
 //     is not ready for readyTimeout fails the rollout, which the reconciler
-//     answers with an automatic rollback.
+//     answers with an automatic rollback;
+//   - old ready replicas wait while a version on trial is unproven (ready,
+//     but not yet judged on its error rate and latency: see
+//     Reconciler.unproven), so a version that fails under traffic is
+//     caught while the old replicas still serve, not after it replaced
+//     them all.
 
 // slot is one desired replica: a version and its place among that
 // version's replicas.
@@ -50,9 +55,12 @@ type replicaView struct {
 
 // planInput is the state the rollout logic decides on.
 type planInput struct {
-	Now      time.Time
-	Spec     *Spec
-	Trial    map[string]bool // versions new since the last good revision
+	Now   time.Time
+	Spec  *Spec
+	Trial map[string]bool // versions new since the last good revision
+	// Unproven are versions on trial with a ready replica that have not
+	// been judged yet: old ready replicas are not stopped meanwhile.
+	Unproven map[string]bool
 	Replicas []replicaView
 }
 
@@ -169,7 +177,7 @@ func planRollout(in planInput) plan {
 	minReady := max(p.Desired-maxUnavailable, 0)
 	for _, r := range old {
 		if r.Ready {
-			if ready-1 < minReady {
+			if ready-1 < minReady || len(in.Unproven) > 0 {
 				continue
 			}
 			ready--

@@ -150,6 +150,23 @@ func TestPlanSurgeStartsNoMoreThanMaxSurge(t *testing.T) {
 	}
 }
 
+func TestPlanOldReplicasWaitForAnUnprovenVersion(t *testing.T) {
+	f := fakeReplicas{}
+	for i := range 3 {
+		f.add("1", i, true, t0)
+	}
+	f.add("2", 0, true, t0) // the surge replica of the new version, ready
+	in := planInput{Now: t0, Spec: rolloutSpec(3, 1, vw("2", 100)), Trial: map[string]bool{"2": true},
+		Unproven: map[string]bool{"2": true}, Replicas: f.views()}
+	if p := planRollout(in); len(p.Stop) != 0 || len(p.Start) != 0 {
+		t.Fatalf("with version 2 unproven: %+v", p)
+	}
+	in.Unproven = nil
+	if p := planRollout(in); len(p.Stop) != 1 || !strings.HasPrefix(p.Stop[0], "iris-v1-") {
+		t.Fatalf("with version 2 proven: %+v", p)
+	}
+}
+
 func TestPlanStopsOldReplicasThatAreNotReadyFirst(t *testing.T) {
 	f := fakeReplicas{}
 	f.add("2", 0, true, t0)

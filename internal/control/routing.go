@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"sort"
 	"sync"
@@ -15,17 +16,27 @@ import (
 )
 
 // The routing table is what gateways route by: per model, the addresses
-// of the ready replicas of the versions that get traffic, and the
-// deployment's effective gateway policy. The reconciler publishes it;
-// gateways long-poll GET /api/v1/routing for it. Its generation increases
-// on every change of the table (a replica ready or not, added or removed,
-// a policy changed), and, like the desired-state generation, once more on
-// every controller start.
+// of the ready replicas of the versions that get traffic, each labelled
+// with its version, the versions' weights, and the deployment's effective
+// gateway policy. The reconciler publishes it; gateways long-poll
+// GET /api/v1/routing for it (bulwark gateway --controller). Its
+// generation increases on every change of the table (a replica ready or
+// not, added or removed, a policy changed), and, like the desired-state
+// generation, once more on every controller start.
 //
-// Weights: a version with a weight below 100 is routed anyway, its
-// replicas listed with the others'. The gateway does not split traffic by
-// weight yet; the per-version breakdown in RoutingResponse.Versions is
-// there for when it does.
+// Weights: the gateway splits a model's requests between its versions by
+// their weights (a canary), then balances inside each version; a version
+// with no replica available passes its share to the others. During a
+// rolling update that replaces a version (replicas of versions the spec no
+// longer routes are still running), the table lists the ready replicas of
+// old and new versions alike, labelled but without weights: each ready
+// replica takes an equal part, as behind a Kubernetes Service, so the old
+// ones serve until the new ones are ready to replace them.
+//
+// A restarted controller publishes nothing until its reconciler has
+// adopted the running replicas and made its first pass: a gateway that
+// asks before then waits, and after the wait gets 503, and keeps the
+// table it has rather than an empty one.
 
 // RoutingResponse is the body of GET /api/v1/routing.
 type RoutingResponse struct {
@@ -69,10 +80,15 @@ type ReplicaList struct {
 	Items []ReplicaInfo `json:"items"`
 }
 
+// ErrRoutingNotBuilt: the reconciler has not published a table since the
+// controller started (or runs no reconciler).
+var ErrRoutingNotBuilt = errors.New("the routing table is not built yet: the controller's reconciler has not made its first pass (or is off)")
+
 // RoutingTable holds the published table; safe for concurrent use.
 type RoutingTable struct {
 	mu       sync.Mutex
 	resp     RoutingResponse
+	built    bool   // a table was published since the start
 	body     []byte // resp without the generation, to detect changes
 	changed  chan struct{}
 	replicas []ReplicaInfo
@@ -94,18 +110,23 @@ func (t *RoutingTable) Current() RoutingResponse {
 }
 
 // Wait returns the table once its generation is not since, or when ctx
-// ends (then as it is, with ctx's error).
+// ends (then as it is, with ctx's error). Before the first table is
+// built it waits for it, and returns ErrRoutingNotBuilt when ctx ends
+// first: an empty table would make a gateway drop every model.
 func (t *RoutingTable) Wait(ctx context.Context, since int64) (RoutingResponse, error) {
 	for {
 		t.mu.Lock()
-		resp, ch := t.resp, t.changed
+		resp, built, ch := t.resp, t.built, t.changed
 		t.mu.Unlock()
-		if resp.Generation != since {
+		if built && resp.Generation != since {
 			return resp, nil
 		}
 		select {
 		case <-ch:
 		case <-ctx.Done():
+			if !built {
+				return resp, ErrRoutingNotBuilt
+			}
 			return resp, ctx.Err()
 		}
 	}
@@ -140,7 +161,7 @@ func (t *RoutingTable) publish(resp RoutingResponse, replicas []ReplicaInfo) (in
 	}
 	t.body = body
 	resp.Generation = t.resp.Generation + 1
-	t.resp = resp
+	t.resp, t.built = resp, true
 	t.mu.Unlock()
 	t.wake()
 	return resp.Generation, true
@@ -168,30 +189,49 @@ type routedDeployment struct {
 }
 
 // buildRouting makes the table (without its generation). A model whose
-// versions have no ready replica lists every running replica of them
-// instead, so that it does not vanish from the gateway (404) during a
-// blip: the gateway's own health checks keep them out of rotation and its
-// answer says why (503). A model with no replica at all is left out. Two
-// deployments of one model share its entry, with the first one's policy.
+// routed replicas are none of them ready lists every running one instead,
+// so that it does not vanish from the gateway (404) during a blip: the
+// gateway's own health checks keep them out of rotation and its answer
+// says why (503). A model with no replica at all is left out. Two
+// deployments of one model share its entry, with the first one's policy;
+// their weights add up per version.
 func buildRouting(ds []routedDeployment) (RoutingResponse, error) {
 	type modelDoc struct {
 		Replicas []map[string]string `json:"replicas"`
+		Versions []map[string]any    `json:"versions,omitempty"`
 		Policy   map[string]any      `json:"policy"`
+		rolling  bool
+		weights  map[string]int
+		order    []string
 	}
 	models := map[string]*modelDoc{}
+	var names []string
 	versions := map[string][]RoutedVersion{}
 	for _, d := range ds {
-		routed := map[string]bool{}
-		var readyAny bool
+		weight := map[string]int{}
 		for _, v := range d.Versions {
-			routed[v.Version] = v.Weight > 0
+			if v.Weight > 0 {
+				weight[v.Version] = v.Weight
+			}
 		}
+		// Replicas of a version the spec no longer routes are the old side
+		// of a rolling update: they serve until they are stopped.
+		rolling := false
 		for _, r := range d.Replicas {
-			readyAny = readyAny || (routed[r.Version] && r.Ready)
+			_, routed := weight[r.Version]
+			rolling = rolling || !routed
+		}
+		serves := func(r routedReplica) bool {
+			_, routed := weight[r.Version]
+			return routed || rolling
+		}
+		readyAny := false
+		for _, r := range d.Replicas {
+			readyAny = readyAny || (serves(r) && r.Ready)
 		}
 		var reps []routedReplica
 		for _, r := range d.Replicas {
-			if routed[r.Version] && (r.Ready || !readyAny) {
+			if serves(r) && (r.Ready || !readyAny) {
 				reps = append(reps, r)
 			}
 		}
@@ -205,21 +245,49 @@ func buildRouting(ds []routedDeployment) (RoutingResponse, error) {
 			if err != nil {
 				return RoutingResponse{}, fmt.Errorf("routing for %s: %w", d.Model, err)
 			}
-			m = &modelDoc{Policy: pol}
+			m = &modelDoc{Policy: pol, weights: map[string]int{}}
 			models[d.Model] = m
+			names = append(names, d.Model)
+		}
+		m.rolling = m.rolling || rolling
+		for _, r := range reps {
+			m.Replicas = append(m.Replicas, map[string]string{"address": r.Address, "zone": r.Zone, "version": r.Version})
 		}
 		for _, v := range d.Versions {
 			if v.Weight == 0 {
 				continue
 			}
+			if _, seen := m.weights[v.Version]; !seen {
+				m.order = append(m.order, v.Version)
+			}
+			m.weights[v.Version] += v.Weight
 			rv := RoutedVersion{Version: v.Version, Weight: v.Weight, Replicas: []string{}}
 			for _, r := range reps {
 				if r.Version == v.Version {
 					rv.Replicas = append(rv.Replicas, r.Address)
-					m.Replicas = append(m.Replicas, map[string]string{"address": r.Address, "zone": r.Zone})
 				}
 			}
 			versions[d.Model] = append(versions[d.Model], rv)
+		}
+		if rolling {
+			old := map[string][]string{}
+			for _, r := range reps {
+				if _, routed := weight[r.Version]; !routed {
+					old[r.Version] = append(old[r.Version], r.Address)
+				}
+			}
+			for _, v := range sortedKeys(boolSet(old)) {
+				versions[d.Model] = append(versions[d.Model], RoutedVersion{Version: v, Replicas: old[v]})
+			}
+		}
+	}
+	for _, name := range names {
+		m := models[name]
+		if m.rolling {
+			continue // no split while a version is being replaced
+		}
+		for _, v := range m.order {
+			m.Versions = append(m.Versions, map[string]any{"version": v, "weight": m.weights[v]})
 		}
 	}
 	cfg, err := json.Marshal(map[string]any{"models": models})
@@ -227,6 +295,14 @@ func buildRouting(ds []routedDeployment) (RoutingResponse, error) {
 		return RoutingResponse{}, err
 	}
 	return RoutingResponse{Config: cfg, Versions: versions}, nil
+}
+
+func boolSet[V any](m map[string]V) map[string]bool {
+	out := make(map[string]bool, len(m))
+	for k := range m {
+		out[k] = true
+	}
+	return out
 }
 
 // policyDocument writes a gateway policy as the configuration file spells

@@ -2,6 +2,7 @@ package control
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"net/http"
 	"time"
@@ -9,7 +10,8 @@ import (
 
 // mountReconcilerAPI adds what the reconciler publishes to the API:
 //
-//	GET /api/v1/routing?since=N[&timeout=D]  RoutingResponse, long-polled as /api/v1/watch
+//	GET /api/v1/routing?since=N[&timeout=D]  RoutingResponse, long-polled as /api/v1/watch;
+//	                                         503 until the reconciler's first table
 //	GET /api/v1/replicas                     ReplicaList
 func (a *api) mountReconcilerAPI(mux *http.ServeMux) {
 	mux.HandleFunc("GET /api/v1/routing", a.routingTable)
@@ -35,8 +37,14 @@ func (a *api) routingTable(w http.ResponseWriter, r *http.Request) {
 	ctx, cancel := context.WithTimeout(r.Context(), wait)
 	defer cancel()
 	resp, err := a.svc.Routing().Wait(ctx, since)
-	if err != nil && r.Context().Err() != nil {
+	switch {
+	case err != nil && r.Context().Err() != nil:
 		return // the client went away
+	case errors.Is(err, ErrRoutingNotBuilt):
+		// Not an empty table: a gateway must keep the one it has.
+		w.Header().Set("Retry-After", "1")
+		writeError(w, http.StatusServiceUnavailable, err.Error())
+		return
 	}
 	writeJSON(w, http.StatusOK, resp)
 }

@@ -34,8 +34,16 @@ type AdminConfig struct {
 
 // ModelConfig is one routed model. Policy is the effective policy: after
 // parsing it holds the defaults with the model's overrides applied.
+//
+// Versions, when given, splits the model's traffic by weight between the
+// replicas of each version (a canary): a request goes to a version chosen
+// by weight among those with a replica available, then to one of its
+// replicas. Without it every replica takes an equal part. Either way a
+// request that names a version (/v2/models/M/versions/V/...) goes only to
+// replicas labelled with V, when any replica is.
 type ModelConfig struct {
 	Replicas []ReplicaConfig `yaml:"replicas"`
+	Versions []VersionConfig `yaml:"versions"`
 	Policy   Policy          `yaml:"policy"`
 }
 
@@ -43,6 +51,18 @@ type ModelConfig struct {
 type ReplicaConfig struct {
 	Address string `yaml:"address"` // http(s) base URL
 	Zone    string `yaml:"zone"`
+	// Version is the model version the replica serves; required, and
+	// listed in the model's versions, when the model splits by weight.
+	Version string `yaml:"version"`
+}
+
+// VersionConfig is one version's share of a model's traffic. Weights are
+// relative (90 and 10, or 9 and 1, split alike); a version of weight 0
+// gets requests only when no weighted version has a replica available,
+// or when a request names it.
+type VersionConfig struct {
+	Version string `yaml:"version"`
+	Weight  int    `yaml:"weight"`
 }
 
 // Policy is how the gateway treats one model's requests and replicas.
@@ -176,6 +196,7 @@ func (c *Config) clone() *Config {
 	out.Models = make(map[string]ModelConfig, len(c.Models))
 	for name, m := range c.Models {
 		m.Replicas = slices.Clone(m.Replicas)
+		m.Versions = slices.Clone(m.Versions)
 		m.Policy = m.Policy.clone()
 		out.Models[name] = m
 	}
@@ -249,6 +270,7 @@ func (c *Config) validate(loc locator) error {
 			}
 			seen[normalizeAddress(r.Address)] = true
 		}
+		v.versions(path, &m)
 		sub := validator{loc: v.loc}
 		sub.policy(path+".policy", &m.Policy)
 		for _, e := range sub.errs {
@@ -260,6 +282,34 @@ func (c *Config) validate(loc locator) error {
 		}
 	}
 	return errors.Join(v.errs...)
+}
+
+// versions checks a model's traffic split: distinct named versions with
+// weights of at least 0, and every replica labelled with one of them.
+func (v *validator) versions(path string, m *ModelConfig) {
+	if len(m.Versions) == 0 {
+		return
+	}
+	listed := map[string]bool{}
+	for i, vc := range m.Versions {
+		vp := path + ".versions[" + strconv.Itoa(i) + "]"
+		switch {
+		case vc.Version == "":
+			v.add(vp+".version", "required")
+		case listed[vc.Version]:
+			v.add(vp+".version", "version %q is listed twice", vc.Version)
+		}
+		listed[vc.Version] = true
+		if vc.Weight < 0 {
+			v.add(vp+".weight", "must not be negative, got %d", vc.Weight)
+		}
+	}
+	for i, r := range m.Replicas {
+		if !listed[r.Version] {
+			v.add(path+".replicas["+strconv.Itoa(i)+"].version", "%q is not one of the model's versions (%s): with versions, every replica names its version",
+				r.Version, strings.Join(sortedKeys(listed), ", "))
+		}
+	}
 }
 
 func checkAddress(a string) error {

@@ -22,7 +22,26 @@ func LoadConfig(path string) (*Config, error) {
 	if err != nil {
 		return nil, fmt.Errorf("read config: %w", err)
 	}
-	cfg, err := parseConfig(b, filepath.Dir(path))
+	cfg, err := parseConfig(b, filepath.Dir(path), true)
+	if err != nil {
+		return nil, fmt.Errorf("config %s: %w", path, err)
+	}
+	return cfg, nil
+}
+
+// LoadPartialConfig is LoadConfig for a gateway that takes its models from
+// a controller: the models section may be missing or empty. Models it
+// does have are routed as the file says unless the controller routes a
+// model of the same name (see Follower).
+func LoadPartialConfig(path string) (*Config, error) {
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return nil, fmt.Errorf("read config: %w", err)
+	}
+	if len(bytes.TrimSpace(b)) == 0 {
+		b = []byte("{}")
+	}
+	cfg, err := parseConfig(b, filepath.Dir(path), false)
 	if err != nil {
 		return nil, fmt.Errorf("config %s: %w", path, err)
 	}
@@ -33,14 +52,31 @@ func LoadConfig(path string) (*Config, error) {
 // has a default; each model's policy is the defaults with the fields the
 // model sets replaced, field by field. Errors name the line and the field;
 // unknown fields are errors, so a typo cannot silently keep a default.
-func ParseConfig(b []byte) (*Config, error) { return parseConfig(b, "") }
+func ParseConfig(b []byte) (*Config, error) { return parseConfig(b, "", true) }
 
-func parseConfig(b []byte, dir string) (*Config, error) {
+// parseModels reads a routing table's models section (a configuration
+// document with models only; none is fine), each policy over the built-in
+// defaults.
+func parseModels(b []byte) (map[string]ModelConfig, error) {
+	cfg, err := parseConfig(b, "", false)
+	if err != nil {
+		return nil, err
+	}
+	if cfg.Models == nil {
+		cfg.Models = map[string]ModelConfig{}
+	}
+	return cfg.Models, nil
+}
+
+func parseConfig(b []byte, dir string, needModels bool) (*Config, error) {
 	var doc yaml.Node
 	if err := yaml.Unmarshal(b, &doc); err != nil {
 		return nil, fmt.Errorf("parse: %w", err)
 	}
 	if doc.Kind != yaml.DocumentNode || len(doc.Content) == 0 || doc.Content[0].Kind != yaml.MappingNode {
+		if !needModels {
+			return nil, errors.New("config must be a YAML mapping")
+		}
 		return nil, errors.New("config must be a YAML mapping with at least a models section")
 	}
 	root := doc.Content[0]
@@ -66,7 +102,7 @@ func parseConfig(b []byte, dir string) (*Config, error) {
 		m.Policy = p
 		cfg.Models[name] = m
 	}
-	if len(cfg.Models) == 0 {
+	if len(cfg.Models) == 0 && needModels {
 		return nil, &ConfigError{Line: idx.line("models"), Field: "models", Msg: "at least one model is required"}
 	}
 	if err := readTokenFile(cfg, dir, idx); err != nil {

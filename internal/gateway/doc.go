@@ -7,9 +7,10 @@
 //
 // A request flows: handlers (shed at the model's pending cap, buffer the
 // body once, set the deadline) → call (proxy: tries with retries and
-// hedging; or vote: N-modular redundancy) → pool (power-of-two-choices on
-// outstanding tries, zone preference) → forward (one HTTP try, answer read
-// in full) → replica (breaker, outlier ejection, latency EWMA).
+// hedging; or vote: N-modular redundancy) → pool (a version drawn by
+// weight, then power-of-two-choices on outstanding tries, zone
+// preference) → forward (one HTTP try, answer read in full) → replica
+// (breaker, outlier ejection, latency EWMA).
 //
 // Independently, a health checker per replica and model probes
 // /v2/health/ready and /v2/models/{m}/ready; budgets (token buckets) keep
@@ -17,6 +18,9 @@
 // token) reports status, drains replicas and reloads the config.
 //
 // Configuration is a YAML file (LoadConfig) or a Config built in code;
-// Update swaps it in atomically, keeping the state of replicas that stay,
-// so that a controller can later push routing tables the same way.
+// Update swaps it in atomically, keeping the state of replicas that stay.
+// A Follower feeds Update from a controller's routing tables (any
+// TableSource; the control package's client is one) and keeps the last
+// table on disk, so that the gateway keeps serving on it while the
+// controller is unreachable.
 package gateway

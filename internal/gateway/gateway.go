@@ -35,6 +35,9 @@ type Gateway struct {
 	client  *http.Client
 	handler http.Handler
 	tab     atomic.Pointer[routingTable]
+	// follower feeds the routing table from a controller; nil when the
+	// configuration file does.
+	follower atomic.Pointer[Follower]
 
 	mu       sync.Mutex // serializes Update, Start and the checker set
 	runCtx   context.Context
@@ -122,7 +125,7 @@ func (g *Gateway) Update(cfg *Config) error {
 			reps = append(reps, r)
 			keep[r] = m
 		}
-		m.replicas.Store(&reps)
+		m.set.Store(newReplicaSet(reps, &mc))
 		tab.models[name] = m
 	}
 	g.tab.Store(tab)
@@ -151,7 +154,7 @@ func (g *Gateway) Start(ctx context.Context) {
 	}
 	g.runCtx = ctx
 	for _, m := range g.table().models {
-		for _, r := range *m.replicas.Load() {
+		for _, r := range m.replicas() {
 			g.startChecker(m, r)
 		}
 	}
@@ -223,12 +226,22 @@ func (g *Gateway) Ready() bool { return g.notReady() == "" }
 func (g *Gateway) notReady() string {
 	tab := g.table()
 	if len(tab.names) == 0 {
+		if f := g.follower.Load(); f != nil {
+			if st := f.Status(); st.Generation == 0 {
+				msg := "no routing table yet from the controller at " + st.Source
+				if st.LastError != "" {
+					msg += ": " + st.LastError
+				}
+				return msg
+			}
+			return "the controller's routing table has no models"
+		}
 		return "no models are configured"
 	}
 	now := time.Now()
 	for _, name := range tab.names {
 		if m := tab.models[name]; m.available(now) == 0 {
-			return m.unavailableMsg(now)
+			return m.unavailableMsg(now, "")
 		}
 	}
 	return ""

@@ -150,7 +150,9 @@ func (g *Gateway) forwardGet(r *http.Request, m *model) reply {
 	defer cancel()
 	m.retries.deposit()
 	req := &request{method: http.MethodGet, path: r.URL.EscapedPath(), query: r.URL.RawQuery}
-	return newCall(g, m, p, ctx, timeout, req, p.Retry.Attempts).proxy()
+	c := newCall(g, m, p, ctx, timeout, req, p.Retry.Attempts)
+	c.version = r.PathValue("version")
+	return c.proxy()
 }
 
 func (g *Gateway) handleInfer(w http.ResponseWriter, r *http.Request) {
@@ -199,6 +201,7 @@ func (g *Gateway) infer(w http.ResponseWriter, r *http.Request, m *model, p *Pol
 	}
 	req := &request{method: http.MethodPost, path: r.URL.EscapedPath(), query: r.URL.RawQuery, contentType: ct, body: body}
 	c := newCall(g, m, p, ctx, timeout, req, max(p.Retry.Attempts, p.Vote.Replicas))
+	c.version = r.PathValue("version")
 	if p.Vote.Enabled {
 		return c.vote()
 	}

@@ -57,7 +57,7 @@ func newMetrics(g *Gateway) *metrics {
 		shed:          counter("shed_total", "Requests refused without a try, by reason: pending (429), unavailable (503).", "model", "reason"),
 	}
 	m.reg.MustRegister(m.requests, m.duration, m.tries, m.retriesDenied, m.hedges, m.ejections,
-		m.votes, m.disagreements, m.shed, stateCollector{g},
+		m.votes, m.disagreements, m.shed, stateCollector{g}, routingCollector{g},
 		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	return m
 }
@@ -82,7 +82,7 @@ func (c stateCollector) Collect(ch chan<- prometheus.Metric) {
 	now := time.Now()
 	for _, m := range c.g.table().models {
 		p := m.policy.Load()
-		for _, r := range *m.replicas.Load() {
+		for _, r := range m.replicas() {
 			cur := r.state(now, p)
 			for _, s := range allStates {
 				v := 0.0
@@ -93,4 +93,47 @@ func (c stateCollector) Collect(ch chan<- prometheus.Metric) {
 			}
 		}
 	}
+}
+
+// routingCollector reports where the routing table stands when a
+// controller feeds it: its generation, its age (since the controller last
+// confirmed it: it grows while the controller is unreachable), whether
+// the controller answers, and the tables applied and refused.
+type routingCollector struct{ g *Gateway }
+
+var (
+	routingGenerationDesc = prometheus.NewDesc("bulwark_gateway_routing_generation",
+		"Generation of the routing table in force, as the controller numbers it (0: none yet).", nil, nil)
+	routingAgeDesc = prometheus.NewDesc("bulwark_gateway_routing_age_seconds",
+		"Seconds since the controller last confirmed the routing table in force (it answers a poll at least every 30s).", nil, nil)
+	routingUpDesc = prometheus.NewDesc("bulwark_gateway_routing_controller_up",
+		"1 if the last poll of the controller got an answer, else 0.", nil, nil)
+	routingUpdatesDesc = prometheus.NewDesc("bulwark_gateway_routing_updates_total",
+		"Routing tables from the controller, by result: applied, or rejected as invalid.", []string{"result"}, nil)
+)
+
+func (c routingCollector) Describe(ch chan<- *prometheus.Desc) {
+	ch <- routingGenerationDesc
+	ch <- routingAgeDesc
+	ch <- routingUpDesc
+	ch <- routingUpdatesDesc
+}
+
+func (c routingCollector) Collect(ch chan<- prometheus.Metric) {
+	f := c.g.follower.Load()
+	if f == nil {
+		return
+	}
+	st := f.Status()
+	up := 0.0
+	if st.Connected {
+		up = 1
+	}
+	ch <- prometheus.MustNewConstMetric(routingGenerationDesc, prometheus.GaugeValue, float64(st.Generation))
+	if st.Confirmed != nil {
+		ch <- prometheus.MustNewConstMetric(routingAgeDesc, prometheus.GaugeValue, st.AgeSeconds)
+	}
+	ch <- prometheus.MustNewConstMetric(routingUpDesc, prometheus.GaugeValue, up)
+	ch <- prometheus.MustNewConstMetric(routingUpdatesDesc, prometheus.CounterValue, float64(st.Updates), "applied")
+	ch <- prometheus.MustNewConstMetric(routingUpdatesDesc, prometheus.CounterValue, float64(st.Rejected), "rejected")
 }

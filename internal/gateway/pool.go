@@ -20,8 +20,8 @@ type model struct {
 	log     *slog.Logger
 	metrics *metrics
 
-	policy   atomic.Pointer[Policy]
-	replicas atomic.Pointer[[]*replica]
+	policy atomic.Pointer[Policy]
+	set    atomic.Pointer[replicaSet]
 
 	pending atomic.Int64
 	lat     latencyWindow
@@ -40,7 +40,7 @@ func newModel(name string, p *Policy, log *slog.Logger, mt *metrics) *model {
 	// A hedge budget starts empty: the first requests earn the first hedge.
 	m.hedges.tokens = 0
 	m.policy.Store(p)
-	m.replicas.Store(&[]*replica{})
+	m.set.Store(&replicaSet{})
 	return m
 }
 
@@ -50,33 +50,64 @@ func (m *model) setPolicy(p *Policy) {
 	m.hedges.set(p.Hedge.Budget, 0)
 }
 
+// replicas is the current replica list (read it, do not modify it).
+func (m *model) replicas() []*replica { return m.set.Load().all }
+
 // pick chooses a replica for the next try by the power of two choices:
 // two random candidates, the one with fewer tries in flight wins, the
 // lower latency EWMA breaks a tie. Least-outstanding steers away from a
 // replica that stalls (its requests pile up) without a global view, and
 // two random choices avoid the herd that "pick the least loaded" causes.
 //
-// Candidates are the usable replicas skip does not reject, restricted to
-// the gateway's zone while that zone has at least zones.minHealthy usable
-// replicas. A half-open replica is picked first so that its breaker's
-// trial happens promptly rather than when chance allows.
-func (m *model) pick(now time.Time, p *Policy, zone string, skip func(*replica) bool) *replica {
-	reps := *m.replicas.Load()
+// Candidates are the usable replicas skip does not reject; of version
+// only, when it is not empty and some replica carries that label. A model
+// that splits by weight first draws a version among those with a
+// candidate, so a version with nothing available passes its share to the
+// others. Then the candidates are restricted to the gateway's zone while
+// that zone has at least zones.minHealthy usable replicas. A half-open
+// replica is picked first so that its breaker's trial happens promptly
+// rather than when chance allows.
+func (m *model) pick(now time.Time, p *Policy, zone, only string, skip func(*replica) bool) *replica {
+	set := m.set.Load()
+	pinned := -1
+	if only != "" && set.group != nil {
+		pinned = set.groupOf(only)
+	}
+	split := set.weighted && pinned < 0
 	var buf [16]view
-	views, local := buf[:0], 0
-	for _, r := range reps {
+	var localBuf [8]int
+	views, local, localAll := buf[:0], localBuf[:], 0
+	if split && len(set.groups) > len(localBuf) {
+		local = make([]int, len(set.groups))
+	}
+	for i, r := range set.all {
+		g := 0
+		if set.group != nil {
+			if g = set.group[i]; pinned >= 0 && g != pinned {
+				continue
+			}
+		}
 		v := r.view(now, p)
 		if !v.usable {
 			continue
 		}
+		v.group = g
 		if zone != "" && v.zone == zone {
-			local++
+			localAll++
+			if split {
+				local[g]++
+			}
 		}
 		if skip == nil || !skip(r) {
 			views = append(views, v)
 		}
 	}
-	if zone != "" && local >= max(1, p.Zones.MinHealthy) {
+	if split && len(views) > 1 {
+		var g int
+		views, g = set.choose(views)
+		localAll = local[g]
+	}
+	if zone != "" && localAll >= max(1, p.Zones.MinHealthy) {
 		n := 0
 		for _, v := range views {
 			if v.zone == zone {
@@ -114,10 +145,10 @@ func (m *model) pick(now time.Time, p *Policy, zone string, skip func(*replica) 
 // acquire picks a replica and claims it for a try, re-picking if the
 // chosen one changed state in between. It returns nil, false when no
 // replica is left.
-func (m *model) acquire(now time.Time, p *Policy, zone string, skip func(*replica) bool) (r *replica, trial bool) {
+func (m *model) acquire(now time.Time, p *Policy, zone, only string, skip func(*replica) bool) (r *replica, trial bool) {
 	var lost []*replica
 	for range 4 {
-		r = m.pick(now, p, zone, func(x *replica) bool {
+		r = m.pick(now, p, zone, only, func(x *replica) bool {
 			for _, l := range lost {
 				if l == x {
 					return true
@@ -137,11 +168,16 @@ func (m *model) acquire(now time.Time, p *Policy, zone string, skip func(*replic
 }
 
 // available counts usable replicas.
-func (m *model) available(now time.Time) int {
+func (m *model) available(now time.Time) int { return m.availableOf(now, "") }
+
+// availableOf counts the usable replicas of version only (all when only
+// is empty or labels no replica).
+func (m *model) availableOf(now time.Time, only string) int {
 	p := m.policy.Load()
+	set := m.set.Load()
 	n := 0
-	for _, r := range *m.replicas.Load() {
-		if r.view(now, p).usable {
+	for i, r := range set.all {
+		if set.in(i, only) && r.view(now, p).usable {
 			n++
 		}
 	}
@@ -149,13 +185,27 @@ func (m *model) available(now time.Time) int {
 }
 
 // unavailableMsg explains why no replica can take a request, e.g. "no
-// healthy replica for model iris: 3 replicas: 2 unhealthy, 1 ejected".
-func (m *model) unavailableMsg(now time.Time) string {
+// healthy replica for model iris: 3 replicas: 2 unhealthy, 1 ejected;
+// last error: ...". The last error is often the real answer (a model
+// that fails to load on every replica says why).
+func (m *model) unavailableMsg(now time.Time, only string) string {
 	p := m.policy.Load()
-	reps := *m.replicas.Load()
+	set := m.set.Load()
 	counts := map[string]int{}
-	for _, r := range reps {
-		s := r.state(now, p)
+	total := 0
+	var lastErr string
+	var lastAt time.Time
+	for i, r := range set.all {
+		if !set.in(i, only) {
+			continue
+		}
+		total++
+		r.mu.Lock()
+		s := r.stateLocked(now, p)
+		if r.lastErr != "" && !r.lastCheck.Before(lastAt) {
+			lastErr, lastAt = r.lastErr, r.lastCheck
+		}
+		r.mu.Unlock()
 		if s == StateHealthy {
 			s = "busy" // its breaker's single half-open trial is taken
 		}
@@ -167,7 +217,18 @@ func (m *model) unavailableMsg(now time.Time) string {
 			parts = append(parts, fmt.Sprintf("%d %s", counts[s], s))
 		}
 	}
-	return fmt.Sprintf("no healthy replica for model %s: %d replicas: %s", m.name, len(reps), strings.Join(parts, ", "))
+	what := "model " + m.name
+	if only != "" && set.group != nil && set.groupOf(only) >= 0 {
+		what += " version " + only
+	}
+	msg := fmt.Sprintf("no healthy replica for %s: %d replicas", what, total)
+	if len(parts) > 0 {
+		msg += ": " + strings.Join(parts, ", ")
+	}
+	if lastErr != "" {
+		msg += "; last error: " + lastErr
+	}
+	return msg
 }
 
 // finish records a try's outcome on its replica and applies the
@@ -199,7 +260,7 @@ func (m *model) eject(r *replica, now time.Time, reason string) bool {
 	p := m.policy.Load()
 	m.ejectMu.Lock()
 	defer m.ejectMu.Unlock()
-	reps := *m.replicas.Load()
+	reps := m.replicas()
 	others := 0
 	for _, x := range reps {
 		if x != r {
@@ -230,7 +291,7 @@ func (m *model) eject(r *replica, now time.Time, reason string) bool {
 // find returns the model's replica with the given address.
 func (m *model) find(addr string) *replica {
 	addr = normalizeAddress(addr)
-	for _, r := range *m.replicas.Load() {
+	for _, r := range m.replicas() {
 		if r.addr == addr {
 			return r
 		}

@@ -41,6 +41,9 @@ type call struct {
 	timeout time.Duration
 	req     *request
 	hedging bool
+	// version is the model version the request names, or a vote chose:
+	// only replicas labelled with it are tried. Empty: any.
+	version string
 
 	results  chan tryResult
 	inflight map[*replica]context.CancelFunc
@@ -59,9 +62,9 @@ func newCall(g *Gateway, m *model, p *Policy, ctx context.Context, timeout time.
 // every usable one has been, one that is at least not busy with it now.
 func (c *call) launch(kind string) bool {
 	now := time.Now()
-	r, trial := c.m.acquire(now, c.p, c.g.zone(), func(x *replica) bool { return c.tried[x] })
+	r, trial := c.m.acquire(now, c.p, c.g.zone(), c.version, func(x *replica) bool { return c.tried[x] })
 	if r == nil && kind != tryVote {
-		r, trial = c.m.acquire(now, c.p, c.g.zone(), func(x *replica) bool { return c.inflight[x] != nil })
+		r, trial = c.m.acquire(now, c.p, c.g.zone(), c.version, func(x *replica) bool { return c.inflight[x] != nil })
 	}
 	if r == nil {
 		return false
@@ -205,7 +208,7 @@ func (c *call) countHedges(winner *replica) {
 // unavailable answers a request no replica can take: at once, with the
 // reason, rather than after timeouts.
 func (c *call) unavailable() reply {
-	rep := errorReply(http.StatusServiceUnavailable, c.m.unavailableMsg(time.Now()))
+	rep := errorReply(http.StatusServiceUnavailable, c.m.unavailableMsg(time.Now(), c.version))
 	rep.retryAfter, rep.shed = "1", "unavailable"
 	return rep
 }

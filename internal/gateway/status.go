@@ -12,23 +12,37 @@ type Status struct {
 	Zone   string        `json:"zone"`
 	Ready  bool          `json:"ready"`
 	Models []ModelStatus `json:"models"`
+	// Routing is where the routing table comes from, when a controller
+	// feeds it.
+	Routing *RoutingStatus `json:"routing,omitempty"`
 }
 
 // ModelStatus is one routed model.
 type ModelStatus struct {
-	Name      string          `json:"name"`
-	Available int             `json:"available"` // replicas that can take a request now
-	Pending   int64           `json:"pending"`   // client requests in flight
-	Vote      bool            `json:"vote"`
-	Replicas  []ReplicaStatus `json:"replicas"`
+	Name      string `json:"name"`
+	Available int    `json:"available"` // replicas that can take a request now
+	Pending   int64  `json:"pending"`   // client requests in flight
+	Vote      bool   `json:"vote"`
+	// Versions is the traffic split, when the model has one.
+	Versions []VersionStatus `json:"versions,omitempty"`
+	Replicas []ReplicaStatus `json:"replicas"`
+}
+
+// VersionStatus is one version's share of a model's traffic.
+type VersionStatus struct {
+	Version   string `json:"version"`
+	Weight    int    `json:"weight"`
+	Replicas  int    `json:"replicas"`
+	Available int    `json:"available"`
 }
 
 // ReplicaStatus is one replica as one model sees it.
 type ReplicaStatus struct {
 	Address             string     `json:"address"`
 	Zone                string     `json:"zone,omitempty"`
-	State               string     `json:"state"`   // healthy, unhealthy, ejected, draining, breaker-open
-	Breaker             string     `json:"breaker"` // closed, open, half-open
+	Version             string     `json:"version,omitempty"` // the model version it serves, when labelled
+	State               string     `json:"state"`             // healthy, unhealthy, ejected, draining, breaker-open
+	Breaker             string     `json:"breaker"`           // closed, open, half-open
 	Outstanding         int64      `json:"outstanding"`
 	Ejections           int        `json:"ejections"`
 	EjectedUntil        *time.Time `json:"ejectedUntil,omitempty"`
@@ -47,12 +61,31 @@ func (g *Gateway) Status() Status {
 	tab := g.table()
 	now := time.Now()
 	st := Status{Zone: tab.cfg.Zone, Ready: g.Ready(), Models: make([]ModelStatus, 0, len(tab.names))}
+	if f := g.follower.Load(); f != nil {
+		rs := f.Status()
+		st.Routing = &rs
+	}
 	for _, name := range tab.names {
 		m := tab.models[name]
 		p := m.policy.Load()
 		ms := ModelStatus{Name: name, Available: m.available(now), Pending: m.pending.Load(), Vote: p.Vote.Enabled}
-		for _, r := range *m.replicas.Load() {
-			ms.Replicas = append(ms.Replicas, r.status(now, p))
+		set := m.set.Load()
+		if set.weighted {
+			for _, gr := range set.groups {
+				ms.Versions = append(ms.Versions, VersionStatus{Version: gr.version, Weight: gr.weight})
+			}
+		}
+		for i, r := range set.all {
+			rs := r.status(now, p)
+			rs.Version = set.version(i)
+			if set.weighted {
+				vs := &ms.Versions[set.group[i]]
+				vs.Replicas++
+				if r.view(now, p).usable {
+					vs.Available++
+				}
+			}
+			ms.Replicas = append(ms.Replicas, rs)
 		}
 		st.Models = append(st.Models, ms)
 	}

@@ -36,7 +36,10 @@ func (c *call) vote() reply {
 	defer c.done()
 	k := c.p.Vote.Replicas
 	need := k/2 + 1
-	if avail := c.m.available(time.Now()); avail >= need {
+	if c.version == "" {
+		c.version = c.m.voteVersion(time.Now(), c.p, need)
+	}
+	if avail := c.m.availableOf(time.Now(), c.version); avail >= need {
 		for range min(k, avail) {
 			if !c.launch(tryVote) {
 				break
@@ -45,7 +48,7 @@ func (c *call) vote() reply {
 	}
 	if c.tries < need {
 		rep := errorReply(http.StatusServiceUnavailable, fmt.Sprintf(
-			"model %s: a vote needs %d of %d replicas, %d available: %s", c.m.name, need, k, c.tries, c.m.unavailableMsg(time.Now())))
+			"model %s: a vote needs %d of %d replicas, %d available: %s", c.m.name, need, k, c.tries, c.m.unavailableMsg(time.Now(), c.version)))
 		rep.retryAfter, rep.shed, rep.tries = "1", "unavailable", c.tries
 		return rep
 	}
