@@ -15,8 +15,12 @@ import (
 
 	"github.com/spf13/cobra"
 
+	"github.com/bulwark-ml/bulwark/internal/archiver"
+	"github.com/bulwark-ml/bulwark/internal/backend"
 	"github.com/bulwark-ml/bulwark/internal/control"
 	"github.com/bulwark-ml/bulwark/internal/modelstore"
+	"github.com/bulwark-ml/bulwark/internal/repository"
+	"github.com/bulwark-ml/bulwark/internal/restorer"
 	"github.com/bulwark-ml/bulwark/internal/state"
 	"github.com/bulwark-ml/bulwark/internal/version"
 )
@@ -29,6 +33,13 @@ const (
 	exitNotFound = 3
 	exitInvalid  = 4
 	exitExists   = 5 // also a stale resource version (conflict)
+	// exitWrongPassword: no key of the backup repository opens with the
+	// password given.
+	exitWrongPassword = 6
+	// exitLocked: the repository is locked by another process (prune,
+	// forget), or the site is running and the command needs it stopped;
+	// retrying later may succeed.
+	exitLocked = 7
 )
 
 // globals are the flags every subcommand shares.
@@ -75,6 +86,8 @@ func newRootCmd() *cobra.Command {
 		newGatewayCmd(g),
 		newStatusCmd(g),
 		newControllerCmd(g), newApplyCmd(g), newGetCmd(g), newDescribeCmd(g), newRolloutCmd(g), newRollbackCmd(g), newDeleteCmd(g),
+		newPlanCmd(g),
+		newRepoCmd(g), newBackupCmd(g), newSnapshotsCmd(g), newDiffCmd(g), newRestoreCmd(g), newVerifyCmd(g), newForgetCmd(g), newPruneCmd(g), newKeyCmd(g),
 	)
 	root.SetFlagErrorFunc(func(_ *cobra.Command, err error) error { return usageError{err} })
 	markArgErrorsAsUsage(root)
@@ -147,6 +160,25 @@ func exitCode(err error) int {
 	case errors.Is(err, control.ErrInvalid), errors.Is(err, state.ErrCorrupt):
 		return exitInvalid
 	case errors.Is(err, control.ErrConflict):
+		return exitExists
+	}
+	return backupExitCode(err)
+}
+
+// backupExitCode maps the backup repository's errors (docs/backup.md).
+func backupExitCode(err error) int {
+	switch {
+	case errors.Is(err, repository.ErrWrongPassword):
+		return exitWrongPassword
+	case errors.Is(err, repository.ErrLocked), errors.Is(err, archiver.ErrSiteRunning):
+		return exitLocked
+	case errors.Is(err, repository.ErrAmbiguous):
+		return exitUsage
+	case errors.Is(err, repository.ErrCorrupt), errors.Is(err, repository.ErrUnsupportedFormat), errors.Is(err, restorer.ErrIncomplete):
+		return exitInvalid
+	case errors.Is(err, repository.ErrNotFound), errors.Is(err, backend.ErrNotFound):
+		return exitNotFound
+	case errors.Is(err, repository.ErrExists), errors.Is(err, backend.ErrExists):
 		return exitExists
 	}
 	return exitError

@@ -79,6 +79,7 @@ func NewAPI(svc *Service, token string, log *slog.Logger) http.Handler {
 	mux.HandleFunc("GET /api/v1/deployments/{name}/status", a.status)
 	mux.HandleFunc("GET /api/v1/watch", a.watch)
 	a.mountReconcilerAPI(mux) // routing_api.go
+	a.mountBackupAPI(mux)     // backup_api.go
 	mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
 		writeError(w, http.StatusNotFound, "no such API: "+r.Method+" "+r.URL.Path)
 	})

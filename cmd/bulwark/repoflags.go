@@ -1,0 +1,198 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"os"
+	"strings"
+
+	"github.com/spf13/cobra"
+	"golang.org/x/term"
+
+	"github.com/bulwark-ml/bulwark/internal/backend"
+	"github.com/bulwark-ml/bulwark/internal/backend/local"
+	"github.com/bulwark-ml/bulwark/internal/repository"
+)
+
+// The repository and its password, found as restic users expect: --repo or
+// $BULWARK_REPOSITORY; the password from --password-file,
+// $BULWARK_PASSWORD_FILE or $BULWARK_PASSWORD, else asked on the terminal
+// without echo.
+const (
+	envRepository   = "BULWARK_REPOSITORY"
+	envPassword     = "BULWARK_PASSWORD"
+	envPasswordFile = "BULWARK_PASSWORD_FILE"
+	// The new password of key add and key passwd, for scripts.
+	envNewPassword     = "BULWARK_NEW_PASSWORD"
+	envNewPasswordFile = "BULWARK_NEW_PASSWORD_FILE"
+)
+
+// repoFlags are the flags of every command that opens a repository.
+type repoFlags struct {
+	repo         string
+	passwordFile string
+}
+
+func (f *repoFlags) register(cmd *cobra.Command) {
+	fl := cmd.PersistentFlags()
+	fl.StringVarP(&f.repo, "repo", "r", "", "repository location: a directory (or local:DIR) [$"+envRepository+"]")
+	fl.StringVar(&f.passwordFile, "password-file", "", "read the repository password from the first line of this file [$"+envPasswordFile+"]")
+}
+
+// location is the repository's location, from the flag or the environment.
+func (f *repoFlags) location() (string, error) {
+	loc := f.repo
+	if loc == "" {
+		loc = os.Getenv(envRepository)
+	}
+	if loc == "" {
+		return "", usageError{fmt.Errorf("no repository: give --repo or set $%s", envRepository)}
+	}
+	return loc, nil
+}
+
+// openBackend is the one place a location's scheme is read: "local:DIR" or
+// a plain path is a directory. create makes a new repository's layout.
+func openBackend(location string, create bool) (backend.Backend, error) {
+	scheme, rest, found := strings.Cut(location, ":")
+	if !found || len(scheme) == 1 { // a plain path (or a Windows drive letter)
+		scheme, rest = "local", location
+	}
+	switch scheme {
+	case "local":
+		if rest == "" {
+			return nil, usageError{errors.New("repository location local: needs a directory")}
+		}
+		if create {
+			return local.Create(rest)
+		}
+		return openLocal(rest)
+	case "s3":
+		return nil, usageError{fmt.Errorf("repository %s: s3 repositories are not supported by this build yet", location)}
+	}
+	// Anything else with a colon is a path that happens to contain one.
+	if create {
+		return local.Create(location)
+	}
+	return openLocal(location)
+}
+
+// openLocal opens an existing directory repository; a missing one is a
+// not-found error with advice.
+func openLocal(dir string) (backend.Backend, error) {
+	if _, err := os.Stat(dir); errors.Is(err, os.ErrNotExist) {
+		return nil, fmt.Errorf("repository %s does not exist (create it with bulwark repo init): %w", dir, repository.ErrNotFound)
+	}
+	return local.Open(dir)
+}
+
+// open opens the repository with its password.
+func (f *repoFlags) open(ctx context.Context, g *globals) (*repository.Repository, error) {
+	loc, err := f.location()
+	if err != nil {
+		return nil, err
+	}
+	be, err := openBackend(loc, false)
+	if err != nil {
+		return nil, err
+	}
+	pw, err := f.password("enter password for repository "+loc+": ", false)
+	if err != nil {
+		be.Close()
+		return nil, err
+	}
+	repo, err := repository.OpenWithOptions(ctx, be, pw, repoOptions(g))
+	if err != nil {
+		be.Close()
+		return nil, fmt.Errorf("open repository %s: %w", loc, err)
+	}
+	return repo, nil
+}
+
+// password reads the repository password. confirm asks twice on a terminal
+// (for a new repository).
+func (f *repoFlags) password(prompt string, confirm bool) (string, error) {
+	if path := firstNonEmpty(f.passwordFile, os.Getenv(envPasswordFile)); path != "" {
+		return passwordFromFile(path)
+	}
+	if pw := os.Getenv(envPassword); pw != "" {
+		return pw, nil
+	}
+	return askPassword(prompt, confirm, "--password-file, $"+envPasswordFile+" or $"+envPassword)
+}
+
+// newPassword reads the password of a new key: --new-password-file,
+// $BULWARK_NEW_PASSWORD_FILE, $BULWARK_NEW_PASSWORD, else the terminal
+// (twice).
+func newPassword(file string) (string, error) {
+	if path := firstNonEmpty(file, os.Getenv(envNewPasswordFile)); path != "" {
+		return passwordFromFile(path)
+	}
+	if pw := os.Getenv(envNewPassword); pw != "" {
+		return pw, nil
+	}
+	return askPassword("enter the new password: ", true, "--new-password-file, $"+envNewPasswordFile+" or $"+envNewPassword)
+}
+
+func passwordFromFile(path string) (string, error) {
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return "", fmt.Errorf("password file: %w", err)
+	}
+	pw, _, _ := strings.Cut(string(b), "\n")
+	pw = strings.TrimSuffix(pw, "\r")
+	if pw == "" {
+		return "", usageError{fmt.Errorf("password file %s: the first line is empty", path)}
+	}
+	return pw, nil
+}
+
+// askPassword reads a password from the terminal without echo; without a
+// terminal it says where else a password can come from.
+func askPassword(prompt string, confirm bool, alternatives string) (string, error) {
+	fd := int(os.Stdin.Fd())
+	if !term.IsTerminal(fd) {
+		return "", usageError{fmt.Errorf("a password is needed and there is no terminal to ask on: use %s", alternatives)}
+	}
+	read := func(p string) (string, error) {
+		fmt.Fprint(os.Stderr, p)
+		b, err := term.ReadPassword(fd)
+		fmt.Fprintln(os.Stderr)
+		if err != nil {
+			return "", fmt.Errorf("read password: %w", err)
+		}
+		return string(b), nil
+	}
+	pw, err := read(prompt)
+	if err != nil {
+		return "", err
+	}
+	if pw == "" {
+		return "", usageError{errors.New("empty password")}
+	}
+	if confirm {
+		again, err := read("enter it again: ")
+		if err != nil {
+			return "", err
+		}
+		if again != pw {
+			return "", usageError{errors.New("the passwords differ")}
+		}
+	}
+	return pw, nil
+}
+
+// repoOptions are the repository's options for this process.
+func repoOptions(g *globals) repository.Options {
+	return repository.Options{Logger: g.log.With("component", "repository")}
+}
+
+func firstNonEmpty(values ...string) string {
+	for _, v := range values {
+		if v != "" {
+			return v
+		}
+	}
+	return ""
+}
