@@ -11,7 +11,6 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
-	"runtime"
 	"strconv"
 	"sync"
 	"syscall"
@@ -68,9 +67,9 @@ var (
 // install builds versitygw into dir with the go command that runs the
 // tests (about two minutes on two cores, once per machine).
 func install(dir string) error {
-	goBin := filepath.Join(runtime.GOROOT(), "bin", "go")
-	if !isExecutable(goBin) {
-		goBin = "go"
+	goBin, err := exec.LookPath("go")
+	if err != nil {
+		return fmt.Errorf("versitygw not found and no go command to build it: %w; install it with: %s", err, InstallHint)
 	}
 	cmd := exec.Command(goBin, "install", "github.com/versity/versitygw/cmd/versitygw@"+Version)
 	cmd.Env = append(os.Environ(), "GOBIN="+dir)

@@ -11,6 +11,7 @@ func TestBinaryLookup(t *testing.T) {
 	home := t.TempDir()
 	t.Setenv("HOME", home)
 	t.Setenv("PATH", t.TempDir())
+	t.Setenv("BULWARK_NO_INSTALL", "1") // no two-minute build into a temporary home
 
 	t.Setenv(EnvBinary, filepath.Join(home, "missing"))
 	if _, err := Binary(); err == nil || !strings.Contains(err.Error(), EnvBinary) {
