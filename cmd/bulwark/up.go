@@ -6,6 +6,8 @@ import (
 	"fmt"
 	"io"
 	"net"
+	"net/http"
+	"net/url"
 	"os"
 	"path/filepath"
 	"strings"
@@ -297,7 +299,7 @@ func servingState(ctx context.Context, c *control.Client, gw *gateway.Gateway) (
 			}
 		}
 		switch {
-		case d.Done() && available[d.Spec.Model] >= d.Status.DesiredReplicas:
+		case d.Done() && available[d.Spec.Model] >= d.Status.DesiredReplicas && modelAnswers(ctx, gw, d.Spec.Model):
 		case len(mine) > 0 && loadFailed:
 			failing = append(failing, fmt.Sprintf("deployment %s serves nothing: replica %s: %s", d.Metadata.Name, mine[0].Name, mine[0].Reason))
 		case len(mine) == 0:
@@ -308,6 +310,31 @@ func servingState(ctx context.Context, c *control.Client, gw *gateway.Gateway) (
 	}
 	return failing, pending, nil
 }
+
+// modelAnswers asks the gateway, in process, whether the model is ready:
+// the gateway forwards the question to a replica, so a yes proves the
+// routing works end to end. A replica the gateway has not health-checked
+// yet counts as available, which alone could say "serving" about
+// addresses nothing listens on.
+func modelAnswers(ctx context.Context, gw *gateway.Gateway, model string) bool {
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, "/v2/models/"+url.PathEscape(model)+"/ready", nil)
+	if err != nil {
+		return false
+	}
+	rec := &statusOnly{header: http.Header{}, code: http.StatusOK}
+	gw.Handler().ServeHTTP(rec, req)
+	return rec.code == http.StatusOK
+}
+
+// statusOnly is a ResponseWriter that keeps the status and drops the body.
+type statusOnly struct {
+	header http.Header
+	code   int
+}
+
+func (w *statusOnly) Header() http.Header         { return w.header }
+func (w *statusOnly) Write(b []byte) (int, error) { return len(b), nil }
+func (w *statusOnly) WriteHeader(code int)        { w.code = code }
 
 // printSite lists the controller, the deployments that do not serve and
 // the replicas.
