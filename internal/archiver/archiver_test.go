@@ -352,3 +352,41 @@ func TestBackupOfAMissingSite(t *testing.T) {
 		t.Fatalf("backup of a missing site: %v", err)
 	}
 }
+
+// TestParentRereadsAReplacedFile: a file replaced by another of the same
+// size and modification time (written next to it and renamed over it, as
+// a copy preserving times does) has a new inode, so the next backup reads
+// it instead of trusting the parent.
+func TestParentRereadsAReplacedFile(t *testing.T) {
+	ctx := context.Background()
+	site := newSite(t)
+	repo := newRepo(t)
+	first, err := archiver.Backup(ctx, repo, archiver.Options{Site: site, Mode: archiver.Cold})
+	if err != nil {
+		t.Fatal(err)
+	}
+	model := filepath.Join(site, "models", "iris", "1", "model.onnx")
+	info, err := os.Stat(model)
+	if err != nil {
+		t.Fatal(err)
+	}
+	replacement := randomBytes(98, int(info.Size()))
+	tmp := model + ".new"
+	if err := os.WriteFile(tmp, replacement, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Chtimes(tmp, info.ModTime(), info.ModTime()); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Rename(tmp, model); err != nil {
+		t.Fatal(err)
+	}
+	second, err := archiver.Backup(ctx, repo, archiver.Options{Site: site, Mode: archiver.Cold, Parent: first})
+	if err != nil {
+		t.Fatal(err)
+	}
+	got, _ := os.ReadFile(filepath.Join(restore(t, repo, second), "models", "iris", "1", "model.onnx"))
+	if !bytes.Equal(got, replacement) || second.Summary.NewBlobs == 0 {
+		t.Fatalf("the replaced file was not read again (%d new blobs)", second.Summary.NewBlobs)
+	}
+}

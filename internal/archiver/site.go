@@ -13,7 +13,6 @@ import (
 
 	"github.com/bulwark-ml/bulwark/internal/atomicfile"
 	"github.com/bulwark-ml/bulwark/internal/control"
-	"github.com/bulwark-ml/bulwark/internal/repository"
 	"github.com/bulwark-ml/bulwark/internal/state"
 )
 
@@ -269,9 +268,3 @@ func modelVersions(entries []entry) map[string][]string {
 	}
 	return out
 }
-
-// sameInode would compare the inode the parent recorded with the file's,
-// so that a file replaced by another of the same size and time is read;
-// the tree's nodes do not record inodes yet, so size and modification time
-// (to the nanosecond) decide alone.
-func sameInode(*repository.Node, *entry) bool { return true }

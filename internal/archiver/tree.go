@@ -70,7 +70,7 @@ func (b *builder) build(ctx context.Context, entries []entry) (*repository.Tree,
 	for i := range entries {
 		e := &entries[i]
 		n := &nodes[i]
-		*n = repository.Node{Path: e.rel, Mode: uint32(e.info.Mode().Perm()), ModTime: e.info.ModTime().UTC()}
+		*n = repository.Node{Path: e.rel, Mode: uint32(e.info.Mode().Perm()), ModTime: e.info.ModTime().UTC(), Inode: inodeOf(e.info)}
 		switch {
 		case e.info.IsDir():
 			n.Type = "dir"

@@ -28,6 +28,7 @@ type Node struct {
 	Hash    *ID       `json:"hash,omitempty"`    // Hash of the whole file content
 	Content []ID      `json:"content,omitempty"` // data blobs in order
 	Target  string    `json:"target,omitempty"`  // symlink target
+	Inode   uint64    `json:"inode,omitempty"`   // for the next backup's unchanged-file test; not restored
 }
 
 // Node types.
