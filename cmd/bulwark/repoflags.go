@@ -6,12 +6,16 @@ import (
 	"fmt"
 	"os"
 	"strings"
+	"time"
 
 	"github.com/spf13/cobra"
 	"golang.org/x/term"
 
 	"github.com/bulwark-ml/bulwark/internal/backend"
+	"github.com/bulwark-ml/bulwark/internal/backend/limit"
 	"github.com/bulwark-ml/bulwark/internal/backend/local"
+	"github.com/bulwark-ml/bulwark/internal/backend/retry"
+	"github.com/bulwark-ml/bulwark/internal/backend/s3"
 	"github.com/bulwark-ml/bulwark/internal/repository"
 )
 
@@ -36,7 +40,7 @@ type repoFlags struct {
 
 func (f *repoFlags) register(cmd *cobra.Command) {
 	fl := cmd.PersistentFlags()
-	fl.StringVarP(&f.repo, "repo", "r", "", "repository location: a directory (or local:DIR) [$"+envRepository+"]")
+	fl.StringVarP(&f.repo, "repo", "r", "", "repository location: a directory (or local:DIR), or s3:http[s]://HOST[:PORT]/BUCKET[/PREFIX] [$"+envRepository+"]")
 	fl.StringVar(&f.passwordFile, "password-file", "", "read the repository password from the first line of this file [$"+envPasswordFile+"]")
 }
 
@@ -69,13 +73,39 @@ func openBackend(location string, create bool) (backend.Backend, error) {
 		}
 		return openLocal(rest)
 	case "s3":
-		return nil, usageError{fmt.Errorf("repository %s: s3 repositories are not supported by this build yet", location)}
+		return openS3(location, create)
 	}
 	// Anything else with a colon is a path that happens to contain one.
 	if create {
 		return local.Create(location)
 	}
 	return openLocal(location)
+}
+
+// openS3 opens (or, for repo init, creates) a repository in an
+// S3-compatible bucket: s3:http[s]://HOST[:PORT]/BUCKET[/PREFIX].
+// Credentials come from $AWS_ACCESS_KEY_ID/$AWS_SECRET_ACCESS_KEY, or the
+// shared credentials file ($AWS_SHARED_CREDENTIALS_FILE, $AWS_PROFILE); a
+// private CA from $BULWARK_S3_CA_FILE. Transient failures are retried with
+// backoff, and at most 8 requests run at once.
+func openS3(location string, create bool) (backend.Backend, error) {
+	cfg := s3.Config{Location: location, CAFile: os.Getenv("BULWARK_S3_CA_FILE")}
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	var be *s3.Backend
+	var err error
+	if create {
+		be, err = s3.Create(ctx, cfg)
+	} else {
+		be, err = s3.Open(ctx, cfg)
+	}
+	if err != nil {
+		if errors.Is(err, s3.ErrBadLocation) {
+			return nil, usageError{err}
+		}
+		return nil, err
+	}
+	return retry.New(limit.New(be, 8), retry.Options{}), nil
 }
 
 // openLocal opens an existing directory repository; a missing one is a
