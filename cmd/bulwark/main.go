@@ -88,6 +88,7 @@ func newRootCmd() *cobra.Command {
 		newControllerCmd(g), newApplyCmd(g), newGetCmd(g), newDescribeCmd(g), newRolloutCmd(g), newRollbackCmd(g), newDeleteCmd(g),
 		newPlanCmd(g),
 		newRepoCmd(g), newBackupCmd(g), newSnapshotsCmd(g), newDiffCmd(g), newRestoreCmd(g), newVerifyCmd(g), newForgetCmd(g), newPruneCmd(g), newKeyCmd(g),
+		newCopyCmd(g),
 	)
 	root.SetFlagErrorFunc(func(_ *cobra.Command, err error) error { return usageError{err} })
 	markArgErrorsAsUsage(root)
