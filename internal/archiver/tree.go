@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/bulwark-ml/bulwark/internal/control"
+	"github.com/bulwark-ml/bulwark/internal/progress"
 	"github.com/bulwark-ml/bulwark/internal/repository"
 	"github.com/bulwark-ml/bulwark/internal/state"
 )
@@ -150,26 +151,7 @@ func (b *builder) report(files, bytes int64) (stop func()) {
 		return Progress{FilesDone: b.count.filesDone.Load(), FilesTotal: files,
 			BytesDone: b.count.bytesDone.Load(), BytesTotal: bytes, NewBytes: b.count.newBytes.Load()}
 	}
-	done := make(chan struct{})
-	ended := make(chan struct{})
-	go func() {
-		defer close(ended)
-		t := time.NewTicker(b.opts.ProgressInterval)
-		defer t.Stop()
-		for {
-			b.opts.Progress(snapshot())
-			select {
-			case <-done:
-				return
-			case <-t.C:
-			}
-		}
-	}()
-	return func() {
-		close(done)
-		<-ended
-		b.opts.Progress(snapshot())
-	}
+	return progress.Every(b.opts.ProgressInterval, b.opts.Progress, snapshot)
 }
 
 // describeState summarises a state copy for the snapshot's Meta.

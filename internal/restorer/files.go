@@ -12,6 +12,7 @@ import (
 
 	"golang.org/x/sys/unix"
 
+	"github.com/bulwark-ml/bulwark/internal/progress"
 	"github.com/bulwark-ml/bulwark/internal/repository"
 )
 
@@ -230,25 +231,7 @@ func (r *restorer) report(files, bytes int64) (stop func()) {
 	snapshot := func() Progress {
 		return Progress{FilesDone: r.filesDone.Load(), FilesTotal: files, BytesDone: r.bytesDone.Load(), BytesTotal: bytes}
 	}
-	done, ended := make(chan struct{}), make(chan struct{})
-	go func() {
-		defer close(ended)
-		t := time.NewTicker(r.opts.ProgressInterval)
-		defer t.Stop()
-		for {
-			r.opts.Progress(snapshot())
-			select {
-			case <-done:
-				return
-			case <-t.C:
-			}
-		}
-	}()
-	return func() {
-		close(done)
-		<-ended
-		r.opts.Progress(snapshot())
-	}
+	return progress.Every(r.opts.ProgressInterval, r.opts.Progress, snapshot)
 }
 
 // lchtimes sets a symlink's own times; failing is harmless (not every
