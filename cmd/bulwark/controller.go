@@ -23,6 +23,7 @@ const defaultControllerAddr = "127.0.0.1:8100"
 func newControllerCmd(g *globals) *cobra.Command {
 	var listen, statePath, token, nodeBinary string
 	var reconcile, stopOnExit, chaos, exitWithParent bool
+	var backups backupScheduleFlags
 	cmd := &cobra.Command{
 		Use:   "controller",
 		Short: "Serve the deployments API: desired state, revisions, rollbacks, events",
@@ -104,8 +105,20 @@ Replica output goes to <site>/logs/replicas/NAME.log.`,
 			// the shutdown for their 30 seconds.
 			base, stop := context.WithCancel(context.Background())
 			defer stop()
+			handler := control.NewAPI(svc, token, log)
+			sched, err := backups.newScheduler(ctx, g, "http://"+ln.Addr().String(), token)
+			if err != nil {
+				ln.Close()
+				return err
+			}
+			if sched != nil {
+				if handler, err = withBackupRoutes(handler, sched, token); err != nil {
+					ln.Close()
+					return err
+				}
+			}
 			srv := &http.Server{
-				Handler:           control.NewAPI(svc, token, log),
+				Handler:           handler,
 				ReadHeaderTimeout: 10 * time.Second,
 				ReadTimeout:       30 * time.Second,
 				IdleTimeout:       2 * time.Minute,
@@ -126,6 +139,16 @@ Replica output goes to <site>/logs/replicas/NAME.log.`,
 				}
 			}()
 			defer func() { recStop(); <-recDone }()
+			// Scheduled backups go through this controller's API, so they
+			// stop before it does.
+			schedDone := make(chan struct{})
+			go func() {
+				defer close(schedDone)
+				if sched != nil {
+					sched.Run(recCtx)
+				}
+			}()
+			defer func() { recStop(); <-schedDone }()
 			select {
 			case err := <-errc:
 				return err
@@ -133,6 +156,7 @@ Replica output goes to <site>/logs/replicas/NAME.log.`,
 			}
 			recStop()
 			<-recDone
+			<-schedDone
 			stop()
 			shutdown, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 			defer cancel()
@@ -152,6 +176,7 @@ Replica output goes to <site>/logs/replicas/NAME.log.`,
 	f.BoolVar(&chaos, "chaos", false, "start replicas in chaos mode: fault injection through their /admin/chaos, with the admin token (for drills)")
 	f.BoolVar(&exitWithParent, "exit-with-parent", false, "stop as on SIGTERM when the process that started this one ends")
 	f.MarkHidden("exit-with-parent") // bulwark up's own
+	backups.register(cmd)
 	return cmd
 }
 
