@@ -31,6 +31,7 @@ func newUpCmd(g *globals) *cobra.Command {
 		replicas                 int
 		chaos                    bool
 		token                    string
+		backups                  upBackupFlags
 	)
 	cmd := &cobra.Command{
 		Use:   "up",
@@ -72,7 +73,7 @@ get, apply and friends read it from there.`,
 					return err
 				}
 			}
-			ctl, err := startSiteController(ctx, g, controllerListen, token, chaos)
+			ctl, err := startSiteController(ctx, g, controllerListen, token, chaos, backups.args())
 			if err != nil {
 				return err
 			}
@@ -112,7 +113,35 @@ get, apply and friends read it from there.`,
 	f.IntVar(&replicas, "replicas", 3, "replicas of each deployment up creates")
 	f.BoolVar(&chaos, "chaos", false, "enable the replicas' fault-injection API (for drills and demos)")
 	f.StringVar(&token, "admin-token", "", "bearer token for the admin APIs (default: kept in <site>/admin-token)")
+	f.StringVar(&backups.repo, "backup-repo", "", "back the site up on a schedule into this repository (passwords from $BULWARK_PASSWORD[_FILE])")
+	f.DurationVar(&backups.interval, "backup-interval", time.Hour, "time between scheduled backups")
+	f.IntVar(&backups.keepLast, "backup-keep-last", 0, "after each scheduled backup, keep only this many snapshots (0: keep all)")
+	f.StringVar(&backups.offsite, "offsite-repo", "", "copy each scheduled backup to this repository, e.g. s3:https://host/bucket ($BULWARK_OFFSITE_PASSWORD[_FILE])")
 	return cmd
+}
+
+// upBackupFlags are the schedule flags up passes to its controller.
+type upBackupFlags struct {
+	repo, offsite string
+	interval      time.Duration
+	keepLast      int
+}
+
+func (b upBackupFlags) args() []string {
+	if b.repo == "" {
+		if b.offsite != "" {
+			return []string{"--offsite-repo", b.offsite} // the controller refuses it with the reason
+		}
+		return nil
+	}
+	args := []string{"--backup-repo", b.repo, "--backup-interval", b.interval.String()}
+	if b.keepLast > 0 {
+		args = append(args, "--backup-keep-last", fmt.Sprint(b.keepLast))
+	}
+	if b.offsite != "" {
+		args = append(args, "--offsite-repo", b.offsite)
+	}
+	return args
 }
 
 // ensureDeployments applies, when the controller has no deployment, one
@@ -168,7 +197,7 @@ type siteController struct {
 
 // startSiteController starts `bulwark controller` on listen (a free port
 // for port 0, kept across restarts) and waits until its API answers.
-func startSiteController(ctx context.Context, g *globals, listen, token string, chaos bool) (*siteController, error) {
+func startSiteController(ctx context.Context, g *globals, listen, token string, chaos bool, extra []string) (*siteController, error) {
 	ln, err := net.Listen("tcp", listen)
 	if errors.Is(err, syscall.EADDRINUSE) {
 		return nil, fmt.Errorf("controller address %s: %w (is another bulwark running? choose another address with --controller-listen)", listen, err)
@@ -198,6 +227,7 @@ func startSiteController(ctx context.Context, g *globals, listen, token string, 
 	if chaos {
 		args = append(args, "--chaos")
 	}
+	args = append(args, extra...)
 	// Not tied to ctx: up stops it after the gateway has drained.
 	proc, err := supervisor.Start(context.Background(), supervisor.Spec{Name: "controller", Path: exe, Args: args,
 		Env: []string{"BULWARK_ADMIN_TOKEN=" + token}, Stdout: out, Stderr: out},
