@@ -4,9 +4,12 @@
 // same directory and port to play a crashed object store.
 //
 // The binary is found through BULWARK_VERSITYGW, then PATH, then the cache
-// directory $HOME/.cache/bulwark-test/bin. Install it once with
+// directory $HOME/.cache/bulwark-test/bin. When it is in none of them, the
+// first Start builds it into the cache with the go command (about two
+// minutes, once per machine), the same as
 //
 //	GOBIN=$HOME/.cache/bulwark-test/bin go install github.com/versity/versitygw/cmd/versitygw@v1.8.0
 //
-// Without it, Start fails with that advice, or skips under -short.
+// With BULWARK_NO_INSTALL=1 it does not build it: Start then fails with
+// that advice, or skips under -short.
 package s3test
