@@ -35,6 +35,15 @@ func TestS3Repository(t *testing.T) {
 			t.Fatalf("%s restored from S3 differs (%v)", rel, err)
 		}
 	}
+	// The same credentials from flags, with none in the environment.
+	secretFile := filepath.Join(e.dir, "s3-secret")
+	if err := os.WriteFile(secretFile, []byte(srv.SecretKey+"\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if _, stderr, code := e.runWith([]string{"AWS_ACCESS_KEY_ID=", "AWS_SECRET_ACCESS_KEY="},
+		"snapshots", "--s3-access-key", srv.AccessKey, "--s3-secret-key-file", secretFile); code != 0 {
+		t.Fatalf("credentials from flags: exit %d, %s", code, stderr)
+	}
 	_, stderr, code := e.runWith([]string{"AWS_SECRET_ACCESS_KEY=wrong"}, "snapshots")
 	if code == 0 || !bytes.Contains([]byte(stderr), []byte("authentication failed")) {
 		t.Fatalf("wrong secret: exit %d, %s", code, stderr)

@@ -125,7 +125,7 @@ func passwordWithoutTerminal(flag, file, envFile, env string) (string, error) {
 // open opens a repository for one run: a fresh index each time, so
 // another client's forget or prune in between is seen.
 func (b *backupSchedule) open(ctx context.Context, loc, password string) (*repository.Repository, error) {
-	be, err := openBackend(loc, false)
+	be, err := openBackend(loc, false, s3Flags{})
 	if err != nil {
 		return nil, err
 	}

@@ -100,7 +100,7 @@ func openCopySource(ctx context.Context, g *globals, from, passwordFile string) 
 	if loc == "" {
 		return nil, "", usageError{fmt.Errorf("no source repository: give --from or set $%s", envFromRepository)}
 	}
-	be, err := openBackend(loc, false)
+	be, err := openBackend(loc, false, s3Flags{})
 	if err != nil {
 		return nil, "", err
 	}

@@ -49,7 +49,7 @@ read, so keep it safe, and add a second key with bulwark key add.`,
 			if err != nil {
 				return err
 			}
-			be, err := openBackend(loc, true)
+			be, err := openBackend(loc, true, rf.s3)
 			if err != nil {
 				return fmt.Errorf("create repository %s: %w", loc, err)
 			}

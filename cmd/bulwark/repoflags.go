@@ -36,12 +36,25 @@ const (
 type repoFlags struct {
 	repo         string
 	passwordFile string
+	s3           s3Flags
+}
+
+// s3Flags are the credentials and CA of s3: repositories, when not from
+// the environment. The secret key is read from a file, never a flag, so
+// it does not show in the process list.
+type s3Flags struct {
+	accessKey, secretKeyFile, credentialsFile, profile, caFile string
 }
 
 func (f *repoFlags) register(cmd *cobra.Command) {
 	fl := cmd.PersistentFlags()
 	fl.StringVarP(&f.repo, "repo", "r", "", "repository location: a directory (or local:DIR), or s3:http[s]://HOST[:PORT]/BUCKET[/PREFIX] [$"+envRepository+"]")
 	fl.StringVar(&f.passwordFile, "password-file", "", "read the repository password from the first line of this file [$"+envPasswordFile+"]")
+	fl.StringVar(&f.s3.accessKey, "s3-access-key", "", "S3 access key id (with --s3-secret-key-file) [$AWS_ACCESS_KEY_ID]")
+	fl.StringVar(&f.s3.secretKeyFile, "s3-secret-key-file", "", "read the S3 secret access key from the first line of this file [$AWS_SECRET_ACCESS_KEY]")
+	fl.StringVar(&f.s3.credentialsFile, "s3-credentials-file", "", "AWS shared credentials file [$AWS_SHARED_CREDENTIALS_FILE, ~/.aws/credentials]")
+	fl.StringVar(&f.s3.profile, "s3-profile", "", "profile in the credentials file [$AWS_PROFILE]")
+	fl.StringVar(&f.s3.caFile, "s3-ca-file", "", "PEM file of the CA that signed the S3 server's certificate [$BULWARK_S3_CA_FILE]")
 }
 
 // location is the repository's location, from the flag or the environment.
@@ -58,7 +71,7 @@ func (f *repoFlags) location() (string, error) {
 
 // openBackend is the one place a location's scheme is read: "local:DIR" or
 // a plain path is a directory. create makes a new repository's layout.
-func openBackend(location string, create bool) (backend.Backend, error) {
+func openBackend(location string, create bool, s3f s3Flags) (backend.Backend, error) {
 	scheme, rest, found := strings.Cut(location, ":")
 	if !found || len(scheme) == 1 { // a plain path (or a Windows drive letter)
 		scheme, rest = "local", location
@@ -73,7 +86,7 @@ func openBackend(location string, create bool) (backend.Backend, error) {
 		}
 		return openLocal(rest)
 	case "s3":
-		return openS3(location, create)
+		return openS3(location, create, s3f)
 	}
 	// Anything else with a colon is a path that happens to contain one.
 	if create {
@@ -88,8 +101,19 @@ func openBackend(location string, create bool) (backend.Backend, error) {
 // shared credentials file ($AWS_SHARED_CREDENTIALS_FILE, $AWS_PROFILE); a
 // private CA from $BULWARK_S3_CA_FILE. Transient failures are retried with
 // backoff, and at most 8 requests run at once.
-func openS3(location string, create bool) (backend.Backend, error) {
-	cfg := s3.Config{Location: location, CAFile: os.Getenv("BULWARK_S3_CA_FILE")}
+func openS3(location string, create bool, f s3Flags) (backend.Backend, error) {
+	cfg := s3.Config{Location: location, AccessKey: f.accessKey, CredentialsFile: f.credentialsFile,
+		Profile: f.profile, CAFile: firstNonEmpty(f.caFile, os.Getenv("BULWARK_S3_CA_FILE"))}
+	if f.secretKeyFile != "" {
+		secret, err := passwordFromFile(f.secretKeyFile)
+		if err != nil {
+			return nil, fmt.Errorf("s3 secret key: %w", err)
+		}
+		cfg.SecretKey = secret
+	}
+	if (cfg.AccessKey == "") != (cfg.SecretKey == "") {
+		return nil, usageError{errors.New("--s3-access-key and --s3-secret-key-file go together")}
+	}
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
 	var be *s3.Backend
@@ -123,7 +147,7 @@ func (f *repoFlags) open(ctx context.Context, g *globals) (*repository.Repositor
 	if err != nil {
 		return nil, err
 	}
-	be, err := openBackend(loc, false)
+	be, err := openBackend(loc, false, f.s3)
 	if err != nil {
 		return nil, err
 	}
