@@ -220,23 +220,35 @@ func (a *api) status(w http.ResponseWriter, r *http.Request) {
 		ResourceVersion: d.Metadata.ResourceVersion, Status: *d.Status})
 }
 
-// watch is the long-poll: it answers when the generation differs from
-// since, or after the wait (at most MaxWatchWait) with it unchanged.
-func (a *api) watch(w http.ResponseWriter, r *http.Request) {
-	since, ok := a.intParam(w, r, "since")
+// longPoll reads a long-poll's parameters: since (the generation the
+// client has) and timeout (how long to wait, at most MaxWatchWait), and
+// returns a context that ends when the wait does. On a bad parameter it
+// has answered 400 and ok is false.
+func (a *api) longPoll(w http.ResponseWriter, r *http.Request) (since int64, ctx context.Context, cancel context.CancelFunc, ok bool) {
+	since, ok = a.intParam(w, r, "since")
 	if !ok {
-		return
+		return 0, nil, nil, false
 	}
 	wait := MaxWatchWait
 	if s := r.URL.Query().Get("timeout"); s != "" {
 		d, err := time.ParseDuration(s)
 		if err != nil || d < 0 {
 			writeError(w, http.StatusBadRequest, fmt.Sprintf("timeout %q: want a duration such as 10s", s))
-			return
+			return 0, nil, nil, false
 		}
 		wait = min(d, MaxWatchWait)
 	}
-	ctx, cancel := context.WithTimeout(r.Context(), wait)
+	ctx, cancel = context.WithTimeout(r.Context(), wait)
+	return since, ctx, cancel, true
+}
+
+// watch is the long-poll: it answers when the generation differs from
+// since, or after the wait (at most MaxWatchWait) with it unchanged.
+func (a *api) watch(w http.ResponseWriter, r *http.Request) {
+	since, ctx, cancel, ok := a.longPoll(w, r)
+	if !ok {
+		return
+	}
 	defer cancel()
 	gen, err := a.svc.Changes(ctx, since)
 	if err != nil && r.Context().Err() != nil {

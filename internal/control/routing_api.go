@@ -1,11 +1,8 @@
 package control
 
 import (
-	"context"
 	"errors"
-	"fmt"
 	"net/http"
-	"time"
 )
 
 // mountReconcilerAPI adds what the reconciler publishes to the API:
@@ -21,20 +18,10 @@ func (a *api) mountReconcilerAPI(mux *http.ServeMux) {
 // routingTable answers as soon as the routing generation differs from
 // since, or after the wait (at most MaxWatchWait) with the table as it is.
 func (a *api) routingTable(w http.ResponseWriter, r *http.Request) {
-	since, ok := a.intParam(w, r, "since")
+	since, ctx, cancel, ok := a.longPoll(w, r)
 	if !ok {
 		return
 	}
-	wait := MaxWatchWait
-	if s := r.URL.Query().Get("timeout"); s != "" {
-		d, err := time.ParseDuration(s)
-		if err != nil || d < 0 {
-			writeError(w, http.StatusBadRequest, fmt.Sprintf("timeout %q: want a duration such as 10s", s))
-			return
-		}
-		wait = min(d, MaxWatchWait)
-	}
-	ctx, cancel := context.WithTimeout(r.Context(), wait)
 	defer cancel()
 	resp, err := a.svc.Routing().Wait(ctx, since)
 	switch {
