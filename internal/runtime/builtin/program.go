@@ -394,8 +394,11 @@ func (p *program) run(ctx context.Context, inputs map[string]*tensor.Tensor, wan
 
 // safeRun runs one kernel, turning a panic (a kernel bug meeting unexpected
 // shapes) into an error so one bad request cannot take the node down.
-// Kernel errors at run time come from shapes that passed the signature but
-// do not fit the graph, so they are the caller's to fix.
+// Kernel errors at run time come from inputs that passed the signature:
+// a graph that cannot run on what it declares it takes is the model's
+// fault (a bad version), not the caller's, so they are not
+// ErrInvalidInput. The node answers 500, the gateway retries on another
+// replica, and a rollout counts them against the new version.
 func safeRun(st step, args []*tensor.Tensor) (out []*tensor.Tensor, err error) {
 	defer func() {
 		if r := recover(); r != nil {
@@ -404,7 +407,7 @@ func safeRun(st step, args []*tensor.Tensor) (out []*tensor.Tensor, err error) {
 	}()
 	out, err = st.run(args)
 	if err != nil {
-		return nil, fmt.Errorf("%w: %s: %v", runtime.ErrInvalidInput, st.op, err)
+		return nil, fmt.Errorf("%s: %v", st.op, err)
 	}
 	return out, nil
 }
