@@ -52,6 +52,10 @@ type ReconcilerOptions struct {
 	Supervisor supervisor.Options
 	// ProbeInterval is how often each replica's readiness is checked [100ms].
 	ProbeInterval time.Duration
+	// ProbeFailures is how many probes in a row must fail before a ready
+	// replica whose process runs counts as not ready [3]; a process that
+	// exits counts at once.
+	ProbeFailures int
 	// ScrapeInterval is how often a version on trial has its metrics read [1s].
 	ScrapeInterval time.Duration
 	// Resync is the longest the reconciler waits between passes [250ms];
@@ -115,6 +119,9 @@ func NewReconciler(svc *Service, opt ReconcilerOptions) (*Reconciler, error) {
 	def(&opt.Resync, 250*time.Millisecond)
 	if opt.MinRequests <= 0 {
 		opt.MinRequests = DefaultMinRequests
+	}
+	if opt.ProbeFailures <= 0 {
+		opt.ProbeFailures = 3
 	}
 	opt.Supervisor.Logger = opt.Logger
 	r := &Reconciler{

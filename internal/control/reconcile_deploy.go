@@ -270,7 +270,11 @@ func (r *Reconciler) unproven(spec *Spec, ds *deployState, reps []*replica, tria
 		if !seen {
 			since, ds.trialReady[v] = now, now
 		}
-		if served.Total >= float64(r.opt.MinRequests) || now.Sub(since) >= observe {
+		// A version whose window already fails the limits stays unproven
+		// until the rollback: never stop an old replica for it, not even
+		// in the pass between the scrape and the verdict.
+		failing := healthVerdict(served, spec.Rollout, observe, r.opt.MinRequests) != ""
+		if !failing && (served.Total >= float64(r.opt.MinRequests) || now.Sub(since) >= observe) {
 			continue
 		}
 		if out == nil {

@@ -199,6 +199,7 @@ func (r *Reconciler) prober(rep *replica) {
 	}()
 	t := time.NewTicker(r.opt.ProbeInterval)
 	defer t.Stop()
+	failed := 0 // consecutive failed probes of a running process
 	for {
 		var ok bool
 		var reason string
@@ -207,11 +208,20 @@ func (r *Reconciler) prober(rep *replica) {
 			if st.LastExit != "" {
 				reason += " (last exit: " + st.LastExit + ")"
 			}
+			failed = 0
+		} else if ok, reason = r.probe(ctx, rep); ok {
+			failed = 0
 		} else {
-			ok, reason = r.probe(ctx, rep)
+			failed++
 		}
 		now := r.now()
 		rep.mu.Lock()
+		if !ok && failed > 0 && failed < r.opt.ProbeFailures && rep.ready {
+			// One slow answer on a busy machine is not a dead replica:
+			// dropping it from the routing table would cost capacity
+			// (and a vote its majority) for nothing.
+			ok = true
+		}
 		changed := ok != rep.ready
 		if changed && !ok {
 			rep.notReadySince = now
