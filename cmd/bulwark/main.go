@@ -40,6 +40,8 @@ const (
 	// forget), or the site is running and the command needs it stopped;
 	// retrying later may succeed.
 	exitLocked = 7
+	// exitDrillFailed: bulwark drill ran and missed an objective.
+	exitDrillFailed = 8
 )
 
 // globals are the flags every subcommand shares.
@@ -87,6 +89,7 @@ func newRootCmd() *cobra.Command {
 		newStatusCmd(g),
 		newControllerCmd(g), newApplyCmd(g), newGetCmd(g), newDescribeCmd(g), newRolloutCmd(g), newRollbackCmd(g), newDeleteCmd(g),
 		newPlanCmd(g),
+		newDrillCmd(g),
 		newRepoCmd(g), newBackupCmd(g), newSnapshotsCmd(g), newDiffCmd(g), newRestoreCmd(g), newVerifyCmd(g), newForgetCmd(g), newPruneCmd(g), newKeyCmd(g),
 		newCopyCmd(g),
 	)
@@ -162,6 +165,8 @@ func exitCode(err error) int {
 		return exitInvalid
 	case errors.Is(err, control.ErrConflict):
 		return exitExists
+	case errors.Is(err, errDrillFailed):
+		return exitDrillFailed
 	}
 	return backupExitCode(err)
 }

@@ -1,0 +1,126 @@
+package drill
+
+import (
+	"math"
+	"time"
+
+	"github.com/bulwark-ml/bulwark/internal/plan"
+)
+
+// finish completes the report: the timeline, the objectives judged, the
+// plan beside the measurement, and the verdict.
+func (r *Runner) finish() {
+	rep := r.rep
+	rep.Finished = time.Now()
+	rep.Timeline = r.load.Timeline(rep.Started)
+	rep.Objectives = judge(r.sc.Objectives, rep)
+	rep.Plan = r.planRows()
+	rep.Passed = len(rep.Problems) == 0
+	for _, o := range rep.Objectives {
+		rep.Passed = rep.Passed && o.Met
+	}
+	if _, ok := r.sc.Disaster(); ok {
+		rep.Passed = rep.Passed && rep.Recovery != nil && rep.Verification != nil && rep.Verification.Passed
+	}
+	if rep.Recovery != nil {
+		rep.Site.RecoveredDir = r.cfg.RecoverInto
+	}
+}
+
+// judge compares each objective the scenario sets with the measurement.
+// One that could not be measured (no recovery happened) is not met.
+func judge(o Objectives, rep *Report) []ObjectiveResult {
+	out := []ObjectiveResult{}
+	seconds := func(name string, target Duration, measured func(*Recovery) float64) {
+		if target <= 0 {
+			return
+		}
+		m := math.NaN()
+		if rep.Recovery != nil && !rep.Recovery.FullCapacityAt.IsZero() {
+			m = measured(rep.Recovery)
+		}
+		t := target.D().Seconds()
+		out = append(out, ObjectiveResult{Name: name, Target: t, Measured: m, Unit: "s", Met: m <= t})
+	}
+	seconds("rto", o.RTO, func(rc *Recovery) float64 { return rc.RTOFirst })
+	seconds("rtoFull", o.RTOFull, func(rc *Recovery) float64 { return rc.RTOFull })
+	seconds("rpo", o.RPO, func(rc *Recovery) float64 { return rc.RPO })
+	if o.MaxFailedRequests != nil {
+		var failed int64
+		for _, p := range rep.Phases {
+			if p.Masked {
+				failed += p.Failed
+			}
+		}
+		out = append(out, ObjectiveResult{Name: "maxFailedRequests", Target: float64(*o.MaxFailedRequests),
+			Measured: float64(failed), Unit: "requests", Met: failed <= int64(*o.MaxFailedRequests)})
+	}
+	return out
+}
+
+// planRows computes what bulwark plan predicts for this site, with the
+// drill's own figures where a plan would assume them (backup interval,
+// restore size), and puts each beside the measurement.
+func (r *Runner) planRows() []PlanRow {
+	a := plan.Defaults()
+	if r.cfg.Assumptions != nil {
+		a = *r.cfg.Assumptions
+	} else if r.cfg.Scratch {
+		a.BackupInterval = plan.Seconds(r.sc.Site.BackupInterval.D().Seconds())
+		a.BackupDuration = min(a.BackupDuration, a.BackupInterval/10)
+	}
+	rc := r.rep.Recovery
+	if rc != nil && rc.RestoreBytes > 0 && r.cfg.Assumptions == nil {
+		a.RestoreSize = float64(rc.RestoreBytes)
+	}
+	top := plan.Topology{Deployment: r.model, K: 1, KReason: "one replica up serves",
+		Zones: []plan.ZoneReplicas{{Zone: "", Replicas: max(1, r.rep.Site.Replicas)}}}
+	res, err := plan.Compute(plan.Inputs{Topology: top, Assumptions: a})
+	if err != nil {
+		r.rep.Problems = append(r.rep.Problems, "plan: "+err.Error())
+		return nil
+	}
+	var rows []PlanRow
+	if mttr, ok := r.measuredMTTR(); ok {
+		rows = append(rows, PlanRow{Name: "replica MTTR (SIGKILL → replaced and serving)", Planned: float64(a.ReplicaMTTR),
+			Measured: mttr, Unit: "s", Formula: "assumed (replica.mttr)"})
+	}
+	if rc != nil && !rc.FullCapacityAt.IsZero() {
+		rows = append(rows,
+			PlanRow{Name: "restore (disaster → snapshot on disk)", Planned: float64(res.Recovery.Transfer),
+				Measured: rc.RestoredAt.Sub(rc.DisasterAt).Seconds(), Unit: "s", Formula: "restore size / restore throughput"},
+			PlanRow{Name: "RTO (disaster → first good inference)", Planned: float64(res.Recovery.RTO),
+				Measured: rc.RTOFirst, Unit: "s", Formula: "transfer + startup + first good inference"},
+			PlanRow{Name: "RPO (age of the restored backup)", Planned: float64(res.Backup.RPOExpected),
+				Measured: rc.RPO, Unit: "s", Formula: "expected: interval / 2 + δ"},
+			PlanRow{Name: "RPO, worst case", Planned: float64(res.Backup.RPOWorst),
+				Measured: rc.RPO, Unit: "s", Formula: "interval + δ"},
+		)
+	}
+	return rows
+}
+
+// measuredMTTR is the median time the site took to replace a SIGKILLed
+// replica, from the replica-kill phases.
+func (r *Runner) measuredMTTR() (float64, bool) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if len(r.mttr) == 0 {
+		return 0, false
+	}
+	return median(r.mttr), true
+}
+
+func median(xs []float64) float64 {
+	s := append([]float64(nil), xs...)
+	for i := 1; i < len(s); i++ {
+		for j := i; j > 0 && s[j] < s[j-1]; j-- {
+			s[j], s[j-1] = s[j-1], s[j]
+		}
+	}
+	n := len(s)
+	if n%2 == 1 {
+		return s[n/2]
+	}
+	return (s[n/2-1] + s[n/2]) / 2
+}
