@@ -2,6 +2,8 @@ package main
 
 import (
 	"encoding/json"
+	"net"
+	"net/http"
 	"os"
 	"path/filepath"
 	"strings"
@@ -175,4 +177,61 @@ func TestDrillRefusesBadInvocations(t *testing.T) {
 	if _, err := drill.ParseScenario([]byte(out)); err != nil {
 		t.Errorf("--show default prints a scenario that does not parse: %v", err)
 	}
+}
+
+// A drill on a site it did not start: faults come and go, the site is
+// still serving afterwards, and the drill stopped nothing.
+func TestDrillOnRunningSite(t *testing.T) {
+	if testing.Short() {
+		t.Skip("runs a whole site")
+	}
+	site := filepath.Join(t.TempDir(), "site")
+	gw, ctl := freeAddr(t), freeAddr(t)
+	up, _ := startServing(t, site, "up", "--chaos", "--listen", gw, "--controller-listen", ctl, "--replicas", "2")
+	scenario := filepath.Join(t.TempDir(), "s.yaml")
+	os.WriteFile(scenario, []byte(`name: running
+load: {rate: 20}
+objectives: {maxFailedRequests: 0}
+phases:
+  - {name: baseline, duration: 1s}
+  - {name: kill, duration: 2s, masked: true, fault: {type: replica-kill}}
+  - {name: errors, duration: 2s, masked: true, fault: {type: replica-error}}
+`), 0o644)
+	out := filepath.Join(t.TempDir(), "report")
+	stdout, stderr, code := run(t, site, "drill", "--gateway", "http://"+gw, "--controller", "http://"+ctl,
+		"--scenario", scenario, "--out", out, "--json")
+	if code != 0 {
+		t.Fatalf("exit %d\nstdout:\n%s\nstderr:\n%s", code, stdout, stderr)
+	}
+	var rep drill.Report
+	if err := json.Unmarshal([]byte(stdout), &rep); err != nil {
+		t.Fatalf("--json: %v\n%s", err, stdout)
+	}
+	if !rep.Passed || len(rep.Phases) != 3 || rep.Site.Scratch || rep.Recovery != nil {
+		t.Errorf("report: passed %v, %d phases, scratch %v, recovery %v", rep.Passed, len(rep.Phases), rep.Site.Scratch, rep.Recovery)
+	}
+	for _, p := range rep.Phases[1:] {
+		if p.Failed != 0 || p.Sent == 0 || len(p.Notes) == 0 {
+			t.Errorf("phase %s: sent %d, failed %d, notes %v", p.Name, p.Sent, p.Failed, p.Notes)
+		}
+	}
+	if err := up.Process.Signal(syscall.Signal(0)); err != nil {
+		t.Fatalf("bulwark up is gone after the drill: %v", err)
+	}
+	// The site serves on, with the chaos faults cleared.
+	resp, err := http.Get("http://" + gw + "/v2/models/iris/ready")
+	if err != nil || resp.StatusCode != http.StatusOK {
+		t.Fatalf("the site does not serve after the drill: %v %v", err, resp)
+	}
+	resp.Body.Close()
+}
+
+func freeAddr(t *testing.T) string {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	return ln.Addr().String()
 }

@@ -183,7 +183,8 @@ func keepPreviousState(site string) error {
 func printRestore(cmd *cobra.Command, g *globals, snap *repository.Snapshot, into string, res *restorer.Result, took time.Duration) error {
 	out := cmd.OutOrStdout()
 	if g.json {
-		return printJSON(out, map[string]any{"snapshot": snap.ID.String(), "target": into, "result": res, "seconds": took.Seconds()})
+		return printJSON(out, map[string]any{"snapshot": snap.ID.String(), "snapshot_time": snap.Time, "snapshot_site": snap.Meta[archiver.MetaSite],
+			"target": into, "result": res, "seconds": took.Seconds()})
 	}
 	rate := ""
 	if s := took.Seconds(); s > 0 {

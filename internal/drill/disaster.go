@@ -22,6 +22,7 @@ const recoveryTimeout = 10 * time.Minute
 // site, starts it and waits until it serves at full capacity.
 func (r *Runner) disaster(ctx context.Context, pr *PhaseResult) error {
 	before := r.captureHistory(ctx)
+	r.site.adoptUpArgs()
 	pids := r.site.sitePIDs(ctx)
 	for _, p := range pids {
 		signal(p, syscall.SIGKILL)
@@ -46,18 +47,24 @@ func (r *Runner) disaster(ctx context.Context, pr *PhaseResult) error {
 		repo, password = r.cfg.Offsite, r.cfg.OffsitePassword
 	}
 	rec.Repository = repo
-	snap, err := r.latestSnapshot(ctx, repo, password, lost)
+	// A scratch site's repository holds that site alone: restore "latest"
+	// at once, as an operator would, without a listing first (each opens
+	// the repository: a key derivation of most of a second).
+	want := "latest"
+	if !r.cfg.Scratch {
+		snap, err := r.latestSnapshot(ctx, repo, password, lost)
+		if err != nil {
+			return err
+		}
+		want = snap.ID
+	}
+	into := r.cfg.RecoverInto
+	snap, bytesRestored, err := r.restore(ctx, repo, password, want, into)
 	if err != nil {
 		return err
 	}
 	rec.Snapshot, rec.SnapshotAt = snap.ID, snap.Time
 	rec.RPO = at.Sub(snap.Time).Seconds()
-
-	into := r.cfg.RecoverInto
-	bytesRestored, err := r.restore(ctx, repo, password, snap.ID, into)
-	if err != nil {
-		return err
-	}
 	rec.RestoreBytes = bytesRestored
 	rec.RestoredAt = time.Now()
 	r.event(pr, "restored", fmt.Sprintf("snapshot %s (%s old at the disaster) restored into %s", short(snap.ID),
@@ -72,7 +79,15 @@ func (r *Runner) disaster(ctx context.Context, pr *PhaseResult) error {
 
 	r.site.dir = into
 	r.site.up = nil
-	if err := r.site.startUp(ctx, filepath.Join(r.cfg.WorkDir, "logs", "up-recovered.log"), recoveryTimeout); err != nil {
+	logPath := filepath.Join(r.cfg.WorkDir, "logs", "up-recovered.log")
+	if !r.cfg.Scratch {
+		// The recovered site outlives the drill: its log goes with it.
+		if err := os.MkdirAll(filepath.Join(into, "logs"), 0o755); err != nil {
+			return err
+		}
+		logPath = filepath.Join(into, "logs", "up.log")
+	}
+	if err := r.site.startUp(ctx, logPath, recoveryTimeout); err != nil {
 		return fmt.Errorf("start the recovered site: %w", err)
 	}
 	rec.FullCapacityAt = time.Now()
@@ -141,17 +156,21 @@ func (r *Runner) latestSnapshot(ctx context.Context, repo, password, site string
 	return &all[len(all)-1], nil
 }
 
-// restore runs bulwark restore of snapshot id into the site dir into, as
-// an operator would, and returns the bytes restored.
-func (r *Runner) restore(ctx context.Context, repo, password, id, into string) (int64, error) {
+// restore runs bulwark restore of snapshot id ("latest" or an id) into
+// the site dir into, as an operator would, and returns the snapshot
+// restored and the bytes written.
+func (r *Runner) restore(ctx context.Context, repo, password, id, into string) (*snapshotInfo, int64, error) {
 	ctx, cancel := context.WithTimeout(ctx, recoveryTimeout)
 	defer cancel()
 	out, err := r.bulwark(ctx, password, "--json", "--site", into, "restore", id, "--repo", repo)
 	if err != nil {
-		return 0, fmt.Errorf("restore snapshot %s: %w", short(id), err)
+		return nil, 0, fmt.Errorf("restore snapshot %s: %w", short(id), err)
 	}
 	var res struct {
-		Result struct {
+		Snapshot string    `json:"snapshot"`
+		Time     time.Time `json:"snapshot_time"`
+		Site     string    `json:"snapshot_site"`
+		Result   struct {
 			Bytes int64 `json:"bytes"`
 		} `json:"result"`
 	}
@@ -159,10 +178,10 @@ func (r *Runner) restore(ctx context.Context, repo, password, id, into string) (
 	if i := bytes.LastIndex(out, []byte("\n{")); i >= 0 {
 		out = out[i+1:]
 	}
-	if err := json.Unmarshal(out, &res); err != nil {
-		return 0, fmt.Errorf("restore snapshot %s: read its summary: %w", short(id), err)
+	if err := json.Unmarshal(out, &res); err != nil || res.Snapshot == "" {
+		return nil, 0, fmt.Errorf("restore snapshot %s: read its summary: %v", short(id), err)
 	}
-	return res.Result.Bytes, nil
+	return &snapshotInfo{ID: res.Snapshot, Time: res.Time, Site: res.Site}, res.Result.Bytes, nil
 }
 
 // bulwark runs the bulwark binary with the repository password and

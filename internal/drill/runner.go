@@ -121,7 +121,12 @@ func (c *Config) defaults() error {
 		c.Log = slog.New(slog.DiscardHandler)
 	}
 	if c.RecoverInto == "" {
+		// A scratch site comes back beside the lost one, in the work
+		// directory; a real site where it was, and stays up after the drill.
 		c.RecoverInto = filepath.Join(c.WorkDir, "site-recovered")
+		if !c.Scratch {
+			c.RecoverInto = c.Site
+		}
 	}
 	if _, ok := c.Scenario.Disaster(); ok && !c.Scratch {
 		switch {
@@ -320,13 +325,20 @@ func (r *Runner) verification() *Verification {
 	return r.rep.Verification
 }
 
-// cleanup stops a site the drill started.
+// cleanup stops a scratch site. A real site the drill recovered keeps
+// running: it is the site now.
 func (r *Runner) cleanup() {
 	if r.load != nil {
 		r.load.Stop()
 	}
-	if r.site != nil {
+	if r.site == nil {
+		return
+	}
+	if r.cfg.Scratch {
 		r.site.stopUp(time.Minute)
+	} else if r.site.up != nil && r.site.upExited() == nil {
+		r.progress("the recovered site runs on in %s (bulwark up, pid %d, log %s): stop it with kill -INT %d",
+			r.site.dir, r.site.up.Process.Pid, r.site.upLog, r.site.up.Process.Pid)
 	}
 }
 

@@ -288,6 +288,36 @@ func (s *site) sitePIDs(ctx context.Context) []int {
 	return pids
 }
 
+// adoptUpArgs takes, for a site the drill did not start, the flags its
+// bulwark up runs with, so that the recovered site starts as the lost one
+// ran. Without an up process (a controller run alone) it rebuilds the
+// addresses from the URLs the drill was given.
+func (s *site) adoptUpArgs() {
+	if s.up != nil || len(s.upArgs) > 0 {
+		return
+	}
+	if pid, err := findController(s.dir); err == nil {
+		if _, ppid, ok := procStat(pid); ok {
+			if args := procArgs(ppid); isUpOf(args, s.dir) {
+				for i, a := range args {
+					if a == "up" {
+						s.upArgs = append([]string{}, args[i+1:]...)
+						return
+					}
+				}
+			}
+		}
+	}
+	s.upArgs = []string{"--listen", hostPort(s.gateway), "--controller-listen", hostPort(s.controller), "--chaos"}
+}
+
+func hostPort(u string) string {
+	if i := strings.Index(u, "://"); i >= 0 {
+		u = u[i+3:]
+	}
+	return strings.TrimRight(u, "/")
+}
+
 // isUpOf: args are those of bulwark up on site.
 func isUpOf(args []string, site string) bool {
 	abs, _ := filepath.Abs(site)
