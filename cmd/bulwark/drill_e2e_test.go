@@ -10,6 +10,7 @@ import (
 	"syscall"
 	"testing"
 
+	"github.com/bulwark-ml/bulwark/internal/backend/s3/s3test"
 	"github.com/bulwark-ml/bulwark/internal/drill"
 )
 
@@ -234,4 +235,36 @@ func freeAddr(t *testing.T) string {
 	}
 	defer ln.Close()
 	return ln.Addr().String()
+}
+
+// With an off-site repository on a real S3-compatible server, the site
+// copies its backups there and the disaster is recovered from it.
+func TestDrillRecoversFromOffsiteS3(t *testing.T) {
+	if testing.Short() {
+		t.Skip("runs a whole site through a disaster")
+	}
+	srv := s3test.Start(t)
+	t.Setenv("AWS_ACCESS_KEY_ID", srv.AccessKey)
+	t.Setenv("AWS_SECRET_ACCESS_KEY", srv.SecretKey)
+	t.Setenv("BULWARK_OFFSITE_PASSWORD", "off-site secret")
+	offsite := srv.Location("disaster-recovery", "site")
+	scenario := filepath.Join(t.TempDir(), "s.yaml")
+	os.WriteFile(scenario, []byte(`name: offsite
+site: {replicas: 2, backupInterval: 3s}
+load: {rate: 20}
+objectives: {rto: 1m, rpo: 1m}
+phases:
+  - {name: baseline, duration: 2s}
+  - {name: disaster, duration: 2s, fault: {type: disaster}}
+`), 0o644)
+	rep, stdout, stderr, code := runScratchDrill(t, "--scenario", scenario, "--offsite-repo", offsite)
+	if code != 0 || !rep.Passed {
+		t.Fatalf("exit %d, passed %v, problems %v\nstdout:\n%s\nstderr:\n%s", code, rep.Passed, rep.Problems, stdout, stderr)
+	}
+	if rep.Site.Offsite != offsite || rep.Recovery == nil || rep.Recovery.Repository != offsite {
+		t.Fatalf("recovered from %+v, want the off-site %s", rep.Recovery, offsite)
+	}
+	if v := rep.Verification; v == nil || !v.Passed {
+		t.Errorf("verification: %+v", v)
+	}
 }

@@ -12,6 +12,7 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
+	"strings"
 	"sync"
 	"time"
 
@@ -211,6 +212,13 @@ func (r *Runner) startScratch(ctx context.Context) error {
 		r.progress("creating the backup repository %s", c.Repo)
 		if _, err := r.bulwark(ctx, c.Password, "repo", "init", "--repo", c.Repo); err != nil {
 			return err
+		}
+	}
+	if c.Offsite != "" {
+		// The off-site repository may be a real one the scratch site copies
+		// into beside others; one that exists is used as it is.
+		if _, err := r.bulwark(ctx, c.OffsitePassword, "repo", "init", "--repo", c.Offsite); err != nil && !strings.Contains(err.Error(), "already exists") {
+			return fmt.Errorf("the off-site repository: %w", err)
 		}
 	}
 	gw, err := freePort(c.GatewayPort)
