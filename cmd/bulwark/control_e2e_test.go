@@ -150,4 +150,13 @@ func TestControllerRefusesCorruptState(t *testing.T) {
 	if b, _ := os.ReadFile(db); !bytes.Equal(b, junk) {
 		t.Fatal("the controller modified a corrupt state file")
 	}
+	// bulwark up runs that controller as its child: the same verdict, the
+	// same exit code.
+	_, stderr, code = run(t, site, "up", "--listen", "127.0.0.1:0", "--controller-listen", "127.0.0.1:0")
+	if code != exitInvalid || !strings.Contains(stderr, "corrupt") {
+		t.Fatalf("up on a corrupt state: code %d stderr %q", code, stderr)
+	}
+	if b, _ := os.ReadFile(db); !bytes.Equal(b, junk) {
+		t.Fatal("up modified a corrupt state file")
+	}
 }

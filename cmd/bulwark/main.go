@@ -150,7 +150,10 @@ func exitCode(err error) int {
 	}
 	fmt.Fprintln(os.Stderr, "bulwark:", err)
 	var ue usageError
+	var ce childExitError
 	switch {
+	case errors.As(err, &ce):
+		return ce.code
 	case errors.As(err, &ue), strings.HasPrefix(err.Error(), "unknown command"):
 		return exitUsage
 	case errors.Is(err, modelstore.ErrNotFound):

@@ -257,7 +257,14 @@ func (c *siteController) waitUp(ctx context.Context, token string) error {
 			return nil
 		}
 		if st := c.proc.Status(); st.LastExit != "" {
-			return fmt.Errorf("the controller exited (%s); the end of %s:\n%s", st.LastExit, c.log, logTail(c.log, 10))
+			err := fmt.Errorf("the controller exited (%s); the end of %s:\n%s", st.LastExit, c.log, logTail(c.log, 10))
+			// Its exit code says why (4: a corrupt state file): up exits
+			// with the same, for scripts.
+			var code int
+			if _, serr := fmt.Sscanf(st.LastExit, "exit status %d", &code); serr == nil && code > exitUsage {
+				return childExitError{code: code, err: err}
+			}
+			return err
 		}
 		if ctx.Err() != nil {
 			return ctx.Err()
@@ -268,6 +275,14 @@ func (c *siteController) waitUp(ctx context.Context, token string) error {
 		time.Sleep(20 * time.Millisecond)
 	}
 }
+
+// childExitError passes a child's meaningful exit code on as bulwark's.
+type childExitError struct {
+	code int
+	err  error
+}
+
+func (e childExitError) Error() string { return e.err.Error() }
 
 func (c *siteController) stop() {
 	c.proc.Stop()
