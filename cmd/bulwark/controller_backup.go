@@ -41,6 +41,7 @@ type backupScheduleFlags struct {
 	offsite, offsitePasswordFile string
 	interval                     time.Duration
 	keep                         retention.Policy
+	pruneEvery                   time.Duration
 }
 
 func (f *backupScheduleFlags) register(cmd *cobra.Command) {
@@ -53,6 +54,7 @@ func (f *backupScheduleFlags) register(cmd *cobra.Command) {
 	fl.IntVar(&f.keep.Daily, "backup-keep-daily", 0, "keep the newest snapshot of each of the last N days that have one")
 	fl.IntVar(&f.keep.Weekly, "backup-keep-weekly", 0, "keep the newest snapshot of each of the last N weeks that have one")
 	fl.IntVar(&f.keep.Monthly, "backup-keep-monthly", 0, "keep the newest snapshot of each of the last N months that have one")
+	fl.DurationVar(&f.pruneEvery, "backup-prune-every", 0, "after a backup's forget, prune the repository when this long has passed since the last prune, freeing what forgotten snapshots alone held (0: never; e.g. 24h)")
 	fl.StringVar(&f.offsite, "offsite-repo", "", "after each backup, copy this site's snapshots the off-site repository lacks there")
 	fl.StringVar(&f.offsitePasswordFile, "offsite-password-file", "", "password of --offsite-repo [$"+envOffsitePasswordFile+", $"+envOffsitePassword+"]")
 }
@@ -64,6 +66,8 @@ type backupSchedule struct {
 	localPassword, offsitePass string
 	host                       string
 	log                        *slog.Logger
+	pruneEvery                 time.Duration
+	lastPrune                  time.Time // the schedule runs forget from one goroutine
 }
 
 // newScheduler checks the repositories open with their passwords and
@@ -93,8 +97,17 @@ func (f *backupScheduleFlags) newScheduler(ctx context.Context, g *globals, cont
 	}
 	controller := control.NewClient(controllerURL, token)
 	cfg.RunBackup = func(ctx context.Context) (schedule.Result, error) { return b.backup(ctx, controller) }
+	switch {
+	case f.pruneEvery < 0:
+		return nil, usageError{fmt.Errorf("--backup-prune-every %s: must not be negative", f.pruneEvery)}
+	case f.pruneEvery > 0 && f.keep.Empty():
+		return nil, usageError{errors.New("--backup-prune-every frees what forgotten snapshots held: give a --backup-keep-* rule too")}
+	}
 	if !f.keep.Empty() {
 		policy := f.keep
+		// The first prune is due one period after the start, not at every
+		// restart of the controller.
+		b.pruneEvery, b.lastPrune = f.pruneEvery, time.Now()
 		cfg.RunForget = func(ctx context.Context) error { return b.forget(ctx, policy) }
 	}
 	if f.offsite != "" {
@@ -213,7 +226,20 @@ func (b *backupSchedule) forget(ctx context.Context, policy retention.Policy) er
 			b.log.Info("retention policy removed snapshots", "site", g.Site, "removed", g.Removed, "policy", policy.String())
 		}
 	}
-	return err
+	if err != nil || b.pruneEvery == 0 || time.Since(b.lastPrune) < b.pruneEvery {
+		return err
+	}
+	began := time.Now()
+	rep, err := repo.Prune(ctx, nil)
+	if err != nil {
+		// Retried at the next forget: a prune that failed deleted nothing
+		// it should not have (see Repository.Prune).
+		return fmt.Errorf("scheduled prune: %w", err)
+	}
+	b.lastPrune = time.Now()
+	b.log.Info("scheduled prune done", "packs_removed", rep.PacksRemoved, "packs_rewritten", rep.PacksRewritten,
+		"bytes_freed", rep.BytesFreed, "duration", time.Since(began).Round(time.Millisecond))
+	return nil
 }
 
 // copy sends the off-site repository this site's snapshots it lacks.

@@ -130,3 +130,59 @@ func TestPrintBackups(t *testing.T) {
 		}
 	}
 }
+
+// With --backup-prune-every, the schedule frees what forgotten snapshots
+// alone held: a file removed from the site leaves the repository once no
+// kept snapshot has it.
+func TestScheduledPruneFreesForgottenData(t *testing.T) {
+	if testing.Short() {
+		t.Skip("runs a controller and its scheduled backups")
+	}
+	e := newBackupEnv(t)
+	pw := filepath.Join(e.dir, "pw")
+	if err := os.WriteFile(pw, []byte(backupPassword+"\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	startServing(t, e.site, "controller", "--listen", "127.0.0.1:0", "--reconcile=false",
+		"--backup-repo", e.repo, "--backup-password-file", pw, "--backup-interval", "500ms",
+		"--backup-keep-last", "1", "--backup-prune-every", "1ms")
+	waitFor := func(what string, ok func(size int64) bool) int64 {
+		t.Helper()
+		deadline := time.Now().Add(60 * time.Second)
+		for {
+			size := dirSize(t, filepath.Join(e.repo, "data"))
+			if ok(size) {
+				return size
+			}
+			if time.Now().After(deadline) {
+				t.Fatalf("%s: the repository's data is %d bytes after 60 s", what, size)
+			}
+			time.Sleep(50 * time.Millisecond)
+		}
+	}
+	// data/weights.bin is 6 MiB of random bytes: backed up, it is most of
+	// the repository.
+	full := waitFor("first backup", func(size int64) bool { return size > 5<<20 })
+	if err := os.Remove(filepath.Join(e.site, "data", "weights.bin")); err != nil {
+		t.Fatal(err)
+	}
+	waitFor("prune after the file left the site", func(size int64) bool { return size < full-(5<<20) })
+	if snaps := e.snapshots(); len(snaps) != 1 {
+		t.Errorf("%d snapshots kept, want 1 (--backup-keep-last 1)", len(snaps))
+	}
+	e.mustRun("verify", "--read-data")
+}
+
+func dirSize(t *testing.T, dir string) int64 {
+	t.Helper()
+	var n int64
+	filepath.WalkDir(dir, func(_ string, d os.DirEntry, err error) error {
+		if err == nil && !d.IsDir() {
+			if fi, err := d.Info(); err == nil {
+				n += fi.Size()
+			}
+		}
+		return nil
+	})
+	return n
+}

@@ -116,6 +116,7 @@ get, apply and friends read it from there.`,
 	f.StringVar(&backups.repo, "backup-repo", "", "back the site up on a schedule into this repository (passwords from $BULWARK_PASSWORD[_FILE])")
 	f.DurationVar(&backups.interval, "backup-interval", time.Hour, "time between scheduled backups")
 	f.IntVar(&backups.keepLast, "backup-keep-last", 0, "after each scheduled backup, keep only this many snapshots (0: keep all)")
+	f.DurationVar(&backups.pruneEvery, "backup-prune-every", 0, "with --backup-keep-last: prune the repository this often, freeing what forgotten snapshots held (0: never)")
 	f.StringVar(&backups.offsite, "offsite-repo", "", "copy each scheduled backup to this repository, e.g. s3:https://host/bucket ($BULWARK_OFFSITE_PASSWORD[_FILE])")
 	return cmd
 }
@@ -125,6 +126,7 @@ type upBackupFlags struct {
 	repo, offsite string
 	interval      time.Duration
 	keepLast      int
+	pruneEvery    time.Duration
 }
 
 func (b upBackupFlags) args() []string {
@@ -137,6 +139,9 @@ func (b upBackupFlags) args() []string {
 	args := []string{"--backup-repo", b.repo, "--backup-interval", b.interval.String()}
 	if b.keepLast > 0 {
 		args = append(args, "--backup-keep-last", fmt.Sprint(b.keepLast))
+	}
+	if b.pruneEvery != 0 {
+		args = append(args, "--backup-prune-every", b.pruneEvery.String())
 	}
 	if b.offsite != "" {
 		args = append(args, "--offsite-repo", b.offsite)
