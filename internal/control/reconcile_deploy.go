@@ -96,7 +96,7 @@ func (r *Reconciler) reconcileDeployment(ctx context.Context, d *Deployment, rep
 	if len(trial) > 0 && ds.failed == "" {
 		reason := p.Failed
 		if reason == "" {
-			reason = r.trialVerdict(spec, reps, trial, now)
+			reason = r.trialVerdict(spec, ds, reps, trial, now)
 		}
 		if reason != "" {
 			r.rollBack(ctx, d, ds, &status, reason)
@@ -272,9 +272,11 @@ func (r *Reconciler) unproven(spec *Spec, ds *deployState, reps []*replica, tria
 		}
 		// A version whose window already fails the limits stays unproven
 		// until the rollback: never stop an old replica for it, not even
-		// in the pass between the scrape and the verdict.
-		failing := healthVerdict(served, spec.Rollout, observe, r.opt.MinRequests) != ""
-		if !failing && (served.Total >= float64(r.opt.MinRequests) || now.Sub(since) >= observe) {
+		// in the pass between the scrape and the verdict. Once observed
+		// for the whole window, any traffic counts (see trialMinRequests).
+		observedFully := now.Sub(since) >= observe
+		failing := healthVerdict(served, spec.Rollout, observe, r.trialMinRequests(observedFully)) != ""
+		if !failing && (served.Total >= float64(r.opt.MinRequests) || observedFully) {
 			continue
 		}
 		if out == nil {
@@ -286,7 +288,7 @@ func (r *Reconciler) unproven(spec *Spec, ds *deployState, reps []*replica, tria
 }
 
 // trialVerdict judges the versions on trial by their replicas' metrics.
-func (r *Reconciler) trialVerdict(spec *Spec, reps []*replica, trial map[string]bool, now time.Time) string {
+func (r *Reconciler) trialVerdict(spec *Spec, ds *deployState, reps []*replica, trial map[string]bool, now time.Time) string {
 	window := time.Duration(spec.Rollout.Observe)
 	if window <= 0 {
 		window = defaultMetricsWindow
@@ -299,7 +301,25 @@ func (r *Reconciler) trialVerdict(spec *Spec, reps []*replica, trial map[string]
 			}
 		}
 	}
-	return healthVerdict(sum, spec.Rollout, window, r.opt.MinRequests)
+	observedFully := len(ds.trialReady) > 0
+	for v := range trial {
+		since, ok := ds.trialReady[v]
+		observedFully = observedFully && ok && now.Sub(since) >= window
+	}
+	return healthVerdict(sum, spec.Rollout, window, r.trialMinRequests(observedFully))
+}
+
+// trialMinRequests is how many requests a verdict on a version on trial
+// needs. While it is observed, MinRequests, so that one early failure does
+// not roll a good version back. Once observed for the whole window, one:
+// a version the gateway kept starving of traffic (it ejects a replica
+// that fails) would otherwise be promoted on too few requests to judge,
+// all of them failures, and the old replicas stopped for it.
+func (r *Reconciler) trialMinRequests(observedFully bool) int {
+	if observedFully {
+		return 1
+	}
+	return r.opt.MinRequests
 }
 
 // rollBack answers a failed rollout: back to the last good revision, as a
