@@ -160,6 +160,9 @@ func runDrill(cmd *cobra.Command, g *globals, f *drillFlags) error {
 	if err := printDrill(cmd.OutOrStdout(), g, rep, outDir); err != nil {
 		return err
 	}
+	if cmd.Context().Err() != nil {
+		return fmt.Errorf("interrupted: the site was stopped and every fault cleared; the partial report is in %s", outDir)
+	}
 	if !rep.Passed {
 		return errDrillFailed
 	}
@@ -240,7 +243,11 @@ func printDrill(w io.Writer, g *globals, rep *drill.Report, dir string) error {
 		if !o.Met {
 			mark = "MISSED"
 		}
-		fmt.Fprintf(w, "objective %s: %s (target %g %s, measured %.2f)\n", o.Name, mark, o.Target, o.Unit, o.Measured)
+		measured := fmt.Sprintf("measured %.2f", o.Measured)
+		if o.NotMeasured {
+			measured = "not measured"
+		}
+		fmt.Fprintf(w, "objective %s: %s (target %g %s, %s)\n", o.Name, mark, o.Target, o.Unit, measured)
 	}
 	for _, p := range rep.Problems {
 		fmt.Fprintf(w, "problem: %s\n", p)

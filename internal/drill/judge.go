@@ -1,7 +1,6 @@
 package drill
 
 import (
-	"math"
 	"time"
 
 	"github.com/bulwark-ml/bulwark/internal/plan"
@@ -35,12 +34,13 @@ func judge(o Objectives, rep *Report) []ObjectiveResult {
 		if target <= 0 {
 			return
 		}
-		m := math.NaN()
-		if rep.Recovery != nil && !rep.Recovery.FullCapacityAt.IsZero() {
-			m = measured(rep.Recovery)
-		}
 		t := target.D().Seconds()
-		out = append(out, ObjectiveResult{Name: name, Target: t, Measured: m, Unit: "s", Met: m <= t})
+		o := ObjectiveResult{Name: name, Target: t, Unit: "s", NotMeasured: true}
+		if rep.Recovery != nil && !rep.Recovery.FullCapacityAt.IsZero() {
+			o.Measured, o.NotMeasured = measured(rep.Recovery), false
+			o.Met = o.Measured <= t
+		}
+		out = append(out, o)
 	}
 	seconds("rto", o.RTO, func(rc *Recovery) float64 { return rc.RTOFirst })
 	seconds("rtoFull", o.RTOFull, func(rc *Recovery) float64 { return rc.RTOFull })

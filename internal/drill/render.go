@@ -168,7 +168,7 @@ func (r *Report) objectivesSection() docSection {
 			met, class = "✗ missed", "bad"
 		}
 		t.Rows = append(t.Rows, docRow{Class: class, Cells: []string{
-			name, "≤ " + withUnit(o.Target, o.Unit), withUnit(o.Measured, o.Unit), met}})
+			name, "≤ " + withUnit(o.Target, o.Unit), measuredText(o), met}})
 	}
 	sec.Blocks = []docBlock{{Table: t}}
 	return sec
@@ -396,4 +396,12 @@ func errorBreakdown(errs map[string]int64) string {
 		parts[i] = fmt.Sprintf("%s×%d", k, errs[k])
 	}
 	return strings.Join(parts, ", ")
+}
+
+// measuredText is an objective's measurement, or why there is none.
+func measuredText(o ObjectiveResult) string {
+	if o.NotMeasured {
+		return "not measured"
+	}
+	return withUnit(o.Measured, o.Unit)
 }

@@ -143,6 +143,9 @@ type ObjectiveResult struct {
 	Name     string  `json:"name"` // rto, rtoFull, rpo, maxFailedRequests
 	Target   float64 `json:"target"`
 	Measured float64 `json:"measured"`
-	Unit     string  `json:"unit"` // "s" or "requests"
-	Met      bool    `json:"met"`
+	// NotMeasured: the drill never got to measure it (the recovery did not
+	// happen or was interrupted); such an objective is not met.
+	NotMeasured bool   `json:"notMeasured,omitempty"`
+	Unit        string `json:"unit"` // "s" or "requests"
+	Met         bool   `json:"met"`
 }
