@@ -233,6 +233,9 @@ func printDrill(w io.Writer, g *globals, rep *drill.Report, dir string) error {
 	if rc := rep.Recovery; rc != nil {
 		fmt.Fprintf(w, "\nRTO %.2f s to the first good inference, %.2f s to full capacity; RPO %.1f s (snapshot %s), %d change(s) lost\n",
 			rc.RTOFirst, rc.RTOFull, rc.RPO, shortString(rc.Snapshot), len(rc.Lost))
+		for _, l := range rc.Lost {
+			fmt.Fprintf(w, "  lost: %s, made %s after the backup\n", l.What, l.At.Sub(rc.SnapshotAt).Round(100*time.Millisecond))
+		}
 	}
 	if v := rep.Verification; v != nil {
 		fmt.Fprintf(w, "verification: %d of %d probes identical, deployments match the backup: %s\n", v.Identical, v.Probes, yesNo(v.DeploymentsMatch))

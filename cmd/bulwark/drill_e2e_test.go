@@ -268,3 +268,41 @@ phases:
 		t.Errorf("verification: %+v", v)
 	}
 }
+
+// Changes made after the last backup are lost in a disaster, and the
+// report lists them: here the two revisions that turned voting on and off,
+// with the only backup taken at the start.
+func TestDrillListsChangesLostAfterTheBackup(t *testing.T) {
+	if testing.Short() {
+		t.Skip("runs a whole site through a disaster")
+	}
+	scenario := filepath.Join(t.TempDir(), "s.yaml")
+	os.WriteFile(scenario, []byte(`name: lost-changes
+site: {replicas: 3, backupInterval: 1h}
+load: {rate: 20}
+objectives: {maxFailedRequests: 0}
+phases:
+  - {name: baseline, duration: 1s}
+  - {name: wrong, duration: 2s, masked: true, fault: {type: replica-wrong, vote: true}}
+  - {name: disaster, duration: 1s, fault: {type: disaster}}
+`), 0o644)
+	rep, stdout, stderr, code := runScratchDrill(t, "--scenario", scenario)
+	if code != 0 || !rep.Passed {
+		t.Fatalf("exit %d, passed %v, problems %v\nstdout:\n%s\nstderr:\n%s", code, rep.Passed, rep.Problems, stdout, stderr)
+	}
+	rc := rep.Recovery
+	if rc == nil || len(rc.Lost) != 2 {
+		t.Fatalf("lost changes: %+v", rc)
+	}
+	for _, l := range rc.Lost {
+		if l.Kind != "revision" || !l.At.After(rc.SnapshotAt) || !strings.Contains(l.What, "deployment iris revision") {
+			t.Errorf("lost change %+v (snapshot of %v)", l, rc.SnapshotAt)
+		}
+	}
+	if v := rep.Verification; v == nil || !v.Passed {
+		t.Errorf("the restore is the backup, lost changes aside: %+v", v)
+	}
+	if !strings.Contains(stdout, "2 change(s) lost") {
+		t.Errorf("summary:\n%s", stdout)
+	}
+}
