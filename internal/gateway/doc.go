@@ -9,8 +9,11 @@
 // body once, set the deadline) → call (proxy: tries with retries and
 // hedging; or vote: N-modular redundancy) → pool (a version drawn by
 // weight, then power-of-two-choices on outstanding tries, zone
-// preference) → forward (one HTTP try, answer read in full) → replica
-// (breaker, outlier ejection, latency EWMA).
+// preference) → forward (one HTTP try, answer read in full: the first
+// try in the request's own goroutine, firsttry.go; plain-http replicas
+// through the gateway's own pooled HTTP/1.1 client, h1.go and h1wire.go,
+// https ones through net/http) → replica (breaker, outlier ejection,
+// latency EWMA).
 //
 // Independently, a health checker per replica and model probes
 // /v2/health/ready and /v2/models/{m}/ready; budgets (token buckets) keep

@@ -3,7 +3,6 @@ package gateway
 import (
 	"bytes"
 	"context"
-	"errors"
 	"fmt"
 	"io"
 	"net"
@@ -15,7 +14,8 @@ import (
 // client does.
 const maxResponseBytes = 256 << 20
 
-// newHTTPClient builds the one client every try and health check shares.
+// newHTTPClient builds the client that tries and health checks of https
+// replicas share (plain-http replicas have a connPool each, see h1.go).
 // Pooling matters more than anything for the gateway's overhead: a new
 // TCP connection per try would cost more than the forwarding itself, so
 // up to 256 idle connections per replica are kept. Dialing gets a short
@@ -97,12 +97,62 @@ type request struct {
 	body                []byte
 }
 
-// send runs one try against r. parent is the client request's context:
-// its end (deadline, client gone) is told apart from the try's own
-// timeout, which is the replica's fault.
-func (g *Gateway) send(parent, ctx context.Context, r *replica, req *request) tryResult {
-	start := time.Now()
+// send runs one try against r, which must answer by deadline: the try's
+// own (the per-try timeout) or the request's overall one, whichever is
+// first. overall tells them apart: running out of the per-try timeout is
+// the replica's fault, reaching the request's deadline is not. ctl aborts
+// the try (a hedge won, the request is over).
+func (g *Gateway) send(ctl *tryCtl, r *replica, req *request, start, tryDeadline, overall time.Time) tryResult {
 	res := tryResult{r: r}
+	deadline := earliest(tryDeadline, overall)
+	var err error
+	if r.pool != nil {
+		err = r.pool.roundTrip(ctl, deadline, req, &res)
+	} else {
+		err = g.sendHTTP(ctl, r, req, deadline, &res)
+	}
+	classify(&res, err, ctl, r, req, start, tryDeadline, overall)
+	return res
+}
+
+// classify completes a try's result: how long it took, and its class
+// from the error or the status.
+func classify(res *tryResult, err error, ctl *tryCtl, r *replica, req *request, start, tryDeadline, overall time.Time) {
+	res.r = r
+	deadline := earliest(tryDeadline, overall)
+	now := time.Now()
+	res.took = now.Sub(start)
+	switch {
+	case err != nil && ctl.isAborted():
+		res.class, res.err = classCancelled, context.Canceled
+	case err != nil && !now.Before(deadline) && !overall.IsZero() && !overall.After(tryDeadline):
+		res.class, res.err = classCancelled, context.DeadlineExceeded
+	case err != nil && !now.Before(deadline):
+		res.class, res.err = classTimeout, fmt.Errorf("no answer within the per-try timeout (%v)", res.took.Round(time.Millisecond))
+	case err != nil:
+		res.class, res.err = classConnect, fmt.Errorf("%s %s%s: %w", req.method, r.addr, req.path, err)
+	case res.status >= 200 && res.status < 300:
+		res.class = classOK
+	case res.status == http.StatusTooManyRequests:
+		res.class = classBusy
+	case res.status >= 500:
+		res.class = classServer
+	default:
+		res.class = classFinal
+	}
+}
+
+// sendHTTP is a try through net/http, for https replicas.
+func (g *Gateway) sendHTTP(ctl *tryCtl, r *replica, req *request, deadline time.Time, res *tryResult) error {
+	ctx, cancel := context.WithDeadline(context.Background(), deadline)
+	defer cancel()
+	ctl.mu.Lock()
+	ctl.cancel = cancel
+	aborted := ctl.aborted
+	ctl.mu.Unlock()
+	if aborted {
+		return errAborted
+	}
 	u := r.addr + req.path
 	if req.query != "" {
 		u += "?" + req.query
@@ -113,40 +163,21 @@ func (g *Gateway) send(parent, ctx context.Context, r *replica, req *request) tr
 	}
 	hr, err := http.NewRequestWithContext(ctx, req.method, u, body)
 	if err != nil {
-		res.class, res.err = classConnect, err
-		return res
+		return err
 	}
 	if req.contentType != "" {
 		hr.Header.Set("Content-Type", req.contentType)
 	}
 	hr.Header.Set("Accept", "application/json")
 	resp, err := g.client.Do(hr)
-	if err == nil {
-		res.status = resp.StatusCode
-		res.contentType = resp.Header.Get("Content-Type")
-		res.retryAfter = resp.Header.Get("Retry-After")
-		res.body, err = readAnswer(resp)
+	if err != nil {
+		return err
 	}
-	res.took = time.Since(start)
-	switch {
-	case err != nil && parent.Err() != nil:
-		res.class, res.err = classCancelled, parent.Err()
-	case err != nil && errors.Is(ctx.Err(), context.DeadlineExceeded):
-		res.class, res.err = classTimeout, fmt.Errorf("no answer within the per-try timeout (%v)", res.took.Round(time.Millisecond))
-	case err != nil && ctx.Err() != nil:
-		res.class, res.err = classCancelled, ctx.Err()
-	case err != nil:
-		res.class, res.err = classConnect, err
-	case res.status >= 200 && res.status < 300:
-		res.class = classOK
-	case res.status == http.StatusTooManyRequests:
-		res.class = classBusy
-	case res.status >= 500:
-		res.class = classServer
-	default:
-		res.class = classFinal
-	}
-	return res
+	res.status = resp.StatusCode
+	res.contentType = resp.Header.Get("Content-Type")
+	res.retryAfter = resp.Header.Get("Retry-After")
+	res.body, err = readAnswer(resp)
+	return err
 }
 
 func readAnswer(resp *http.Response) ([]byte, error) {

@@ -129,6 +129,13 @@ func (g *Gateway) Update(cfg *Config) error {
 		tab.models[name] = m
 	}
 	g.tab.Store(tab)
+	for _, m := range old.models {
+		for _, r := range m.replicas() {
+			if keep[r] == nil && r.pool != nil {
+				r.pool.closeIdle(true) // its requests in flight finish on their own connections
+			}
+		}
+	}
 	for r, cancel := range g.checkers {
 		if keep[r] == nil {
 			cancel()
@@ -215,6 +222,13 @@ func (g *Gateway) Serve(ctx context.Context, ln net.Listener) error {
 		return fmt.Errorf("gateway: serve: %w", err)
 	}
 	g.client.CloseIdleConnections()
+	for _, m := range g.table().models {
+		for _, r := range m.replicas() {
+			if r.pool != nil {
+				r.pool.closeIdle(false)
+			}
+		}
+	}
 	g.log.Info("stopped")
 	return nil
 }

@@ -2,10 +2,10 @@ package gateway
 
 import (
 	"bytes"
-	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"net/http"
 	"strconv"
 	"time"
@@ -66,18 +66,31 @@ func writeError(w http.ResponseWriter, status int, msg string) {
 	writeReply(w, errorReply(status, msg))
 }
 
+// Header values shared by every answer that carries them, so that writing
+// the usual headers allocates nothing (net/http only reads them).
+var (
+	jsonContentType = []string{"application/json"}
+	triesValues     = [...][]string{{"0"}, {"1"}, {"2"}, {"3"}, {"4"}, {"5"}}
+)
+
 func writeReply(w http.ResponseWriter, rep reply) {
 	h := w.Header()
-	if rep.contentType != "" {
+	if rep.contentType == "application/json" {
+		h["Content-Type"] = jsonContentType
+	} else if rep.contentType != "" {
 		h.Set("Content-Type", rep.contentType)
 	}
 	if rep.retryAfter != "" {
 		h.Set("Retry-After", rep.retryAfter)
 	}
-	if rep.replica != "" {
+	if rep.replicaHdr != nil {
+		h[ReplicaHeader] = rep.replicaHdr
+	} else if rep.replica != "" {
 		h.Set(ReplicaHeader, rep.replica)
 	}
-	if rep.tries > 0 {
+	if rep.tries > 0 && rep.tries < len(triesValues) {
+		h[TriesHeader] = triesValues[rep.tries]
+	} else if rep.tries > 0 {
 		h.Set(TriesHeader, strconv.Itoa(rep.tries))
 	}
 	h["Content-Length"] = []string{strconv.Itoa(len(rep.body))}
@@ -146,11 +159,9 @@ func (g *Gateway) forwardGet(r *http.Request, m *model) reply {
 	if err != nil {
 		return errorReply(http.StatusBadRequest, err.Error())
 	}
-	ctx, cancel := context.WithTimeout(r.Context(), timeout)
-	defer cancel()
 	m.retries.deposit()
 	req := &request{method: http.MethodGet, path: r.URL.EscapedPath(), query: r.URL.RawQuery}
-	c := newCall(g, m, p, ctx, timeout, req, p.Retry.Attempts)
+	c := newCall(g, m, p, r.Context(), timeout, req, p.Retry.Attempts)
 	c.version = r.PathValue("version")
 	return c.proxy()
 }
@@ -166,8 +177,12 @@ func (g *Gateway) handleInfer(w http.ResponseWriter, r *http.Request) {
 	}
 	rep := g.infer(w, r, m, m.policy.Load())
 	writeReply(w, rep)
-	g.metrics.requests.WithLabelValues(m.name, strconv.Itoa(rep.status)).Inc()
-	g.metrics.duration.WithLabelValues(m.name).Observe(time.Since(start).Seconds())
+	if rep.status == http.StatusOK {
+		m.mx.ok.Inc()
+	} else {
+		g.metrics.requests.WithLabelValues(m.name, strconv.Itoa(rep.status)).Inc()
+	}
+	m.mx.duration.Observe(time.Since(start).Seconds())
 	if rep.shed != "" {
 		g.metrics.shed.WithLabelValues(m.name, rep.shed).Inc()
 	}
@@ -191,8 +206,6 @@ func (g *Gateway) infer(w http.ResponseWriter, r *http.Request, m *model, p *Pol
 	if !ok {
 		return rep
 	}
-	ctx, cancel := context.WithTimeout(r.Context(), timeout)
-	defer cancel()
 	m.retries.deposit()
 	m.hedges.deposit()
 	ct := r.Header.Get("Content-Type")
@@ -200,7 +213,7 @@ func (g *Gateway) infer(w http.ResponseWriter, r *http.Request, m *model, p *Pol
 		ct = "application/json"
 	}
 	req := &request{method: http.MethodPost, path: r.URL.EscapedPath(), query: r.URL.RawQuery, contentType: ct, body: body}
-	c := newCall(g, m, p, ctx, timeout, req, max(p.Retry.Attempts, p.Vote.Replicas))
+	c := newCall(g, m, p, r.Context(), timeout, req, max(p.Retry.Attempts, p.Vote.Replicas))
 	c.version = r.PathValue("version")
 	if p.Vote.Enabled {
 		return c.vote()
@@ -224,9 +237,20 @@ func requestTimeout(r *http.Request, def time.Duration) (time.Duration, error) {
 // readBody buffers the request body once, so every try can replay it,
 // under the node's limit and with the node's 413.
 func readBody(w http.ResponseWriter, r *http.Request, limit int64) ([]byte, reply, bool) {
-	tooLarge := errorReply(http.StatusRequestEntityTooLarge, fmt.Sprintf("request body is larger than the limit of %d bytes", limit))
+	tooLarge := func() reply {
+		return errorReply(http.StatusRequestEntityTooLarge, fmt.Sprintf("request body is larger than the limit of %d bytes", limit))
+	}
 	if r.ContentLength > limit {
-		return nil, tooLarge, false
+		return nil, tooLarge(), false
+	}
+	if n := r.ContentLength; n >= 0 && n <= 1<<20 {
+		// The usual case: the length is known and small (the server stops
+		// the body at the length): read exactly that, in one allocation.
+		body := make([]byte, n)
+		if _, err := io.ReadFull(r.Body, body); err != nil {
+			return nil, errorReply(http.StatusBadRequest, "read request body: "+err.Error()), false
+		}
+		return body, reply{}, true
 	}
 	var buf bytes.Buffer
 	if r.ContentLength > 0 {
@@ -235,7 +259,7 @@ func readBody(w http.ResponseWriter, r *http.Request, limit int64) ([]byte, repl
 	if _, err := buf.ReadFrom(http.MaxBytesReader(w, r.Body, limit)); err != nil {
 		var mbe *http.MaxBytesError
 		if errors.As(err, &mbe) {
-			return nil, tooLarge, false
+			return nil, tooLarge(), false
 		}
 		return nil, errorReply(http.StatusBadRequest, "read request body: "+err.Error()), false
 	}

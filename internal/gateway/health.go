@@ -62,12 +62,14 @@ var errProbeTimeout = errors.New("no answer")
 // probe asks the server whether it is ready, then whether the model is:
 // a server can be up with this model failed to load.
 func (g *Gateway) probe(ctx context.Context, model string, r *replica, timeout time.Duration) error {
-	ctx, cancel := context.WithTimeout(ctx, timeout)
-	defer cancel()
+	var ctl tryCtl
+	stop := context.AfterFunc(ctx, ctl.abort) // the checker is stopping
+	defer stop()
+	deadline := time.Now().Add(timeout)
 	for _, path := range []string{"/v2/health/ready", "/v2/models/" + url.PathEscape(model) + "/ready"} {
-		res := g.send(ctx, ctx, r, &request{method: http.MethodGet, path: path})
+		res := g.send(&ctl, r, &request{method: http.MethodGet, path: path}, time.Now(), deadline, deadline)
 		switch {
-		case res.err != nil && ctx.Err() != nil:
+		case res.class == classCancelled || res.class == classTimeout:
 			return fmt.Errorf("GET %s: %w within %v", path, errProbeTimeout, timeout)
 		case res.err != nil:
 			return fmt.Errorf("GET %s: %w", path, res.err)

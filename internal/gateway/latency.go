@@ -17,8 +17,9 @@ import (
 type latencyWindow struct {
 	mu      sync.Mutex
 	ring    [latencySamples]time.Duration
-	n       int // samples written in total
-	dirty   int // samples since the cached percentile
+	scratch [latencySamples]time.Duration // sorted copy, reused
+	n       int                           // samples written in total
+	dirty   int                           // samples since the cached percentile
 	cachedQ float64
 	cached  time.Duration
 }
@@ -49,7 +50,7 @@ func (w *latencyWindow) percentile(q float64) (time.Duration, bool) {
 		return w.cached, true
 	}
 	k := min(w.n, latencySamples)
-	s := make([]time.Duration, k)
+	s := w.scratch[:k]
 	copy(s, w.ring[:k])
 	slices.Sort(s)
 	i := int(math.Ceil(q*float64(k))) - 1

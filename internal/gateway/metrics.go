@@ -62,6 +62,27 @@ func newMetrics(g *Gateway) *metrics {
 	return m
 }
 
+// modelMetrics are one model's series of the hot path, resolved once:
+// looking a label set up in a vector on every request hashes the labels
+// and takes a lock.
+type modelMetrics struct {
+	tries    map[string]prometheus.Counter // by kind: first, retry, hedge, vote
+	ok       prometheus.Counter            // requests_total{code="200"}
+	duration prometheus.Observer
+}
+
+func newModelMetrics(m *metrics, model string) *modelMetrics {
+	mm := &modelMetrics{
+		tries:    map[string]prometheus.Counter{},
+		ok:       m.requests.WithLabelValues(model, "200"),
+		duration: m.duration.WithLabelValues(model),
+	}
+	for _, kind := range []string{tryFirst, tryRetry, tryHedge, tryVote} {
+		mm.tries[kind] = m.tries.WithLabelValues(model, kind)
+	}
+	return mm
+}
+
 func (m *metrics) handler() http.Handler {
 	return promhttp.HandlerFor(m.reg, promhttp.HandlerOpts{Registry: m.reg})
 }

@@ -19,6 +19,7 @@ type model struct {
 	name    string
 	log     *slog.Logger
 	metrics *metrics
+	mx      *modelMetrics // this model's hot-path series
 
 	policy atomic.Pointer[Policy]
 	set    atomic.Pointer[replicaSet]
@@ -33,7 +34,7 @@ type model struct {
 
 func newModel(name string, p *Policy, log *slog.Logger, mt *metrics) *model {
 	m := &model{
-		name: name, log: log.With("model", name), metrics: mt,
+		name: name, log: log.With("model", name), metrics: mt, mx: newModelMetrics(mt, name),
 		retries: newBudget(p.Retry.Budget, p.Retry.MinPerSecond),
 		hedges:  newBudget(p.Hedge.Budget, 0),
 	}

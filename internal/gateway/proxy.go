@@ -2,7 +2,6 @@ package gateway
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"net/http"
 	"time"
@@ -17,7 +16,8 @@ type reply struct {
 	contentType string
 	retryAfter  string
 	body        []byte
-	replica     string // who answered, for X-Bulwark-Replica
+	replica     string   // who answered, for X-Bulwark-Replica
+	replicaHdr  []string // the same as a header value, when the replica has one made
 	tries       int
 	shed        string // why the request was refused without a try, for metrics
 }
@@ -28,74 +28,124 @@ func errorReply(status int, msg string) reply {
 
 func resultReply(res *tryResult, tries int) reply {
 	return reply{status: res.status, contentType: res.contentType, retryAfter: res.retryAfter,
-		body: res.body, replica: res.r.addr, tries: tries}
+		body: res.body, replica: res.r.addr, replicaHdr: res.r.addrHdr, tries: tries}
 }
 
 // call is one client request being served by one model: its buffered
 // body, its deadline and the tries in flight.
 type call struct {
-	g       *Gateway
-	m       *model
-	p       *Policy
-	ctx     context.Context // the client's, with the overall deadline
-	timeout time.Duration
-	req     *request
-	hedging bool
+	g        *Gateway
+	m        *model
+	p        *Policy
+	ctx      context.Context // the client's: done when it goes away
+	deadline time.Time       // the overall deadline: every try ends by it
+	expiry   *time.Timer     // fires at deadline; made only when the request has to wait
+	timeout  time.Duration
+	req      *request
+	hedging  bool
 	// version is the model version the request names, or a vote chose:
 	// only replicas labelled with it are tried. Empty: any.
 	version string
 
 	results  chan tryResult
-	inflight map[*replica]context.CancelFunc
+	inflight map[*replica]*tryCtl
 	tried    map[*replica]bool
 	tries    int
 	hedges   []*replica
 }
 
+// newCall starts serving a request within timeout from now. No context
+// with a deadline is made for it: a request answered by its first try
+// before the hedge delay (most of them) needs no timer at all.
 func newCall(g *Gateway, m *model, p *Policy, ctx context.Context, timeout time.Duration, req *request, slots int) *call {
-	return &call{g: g, m: m, p: p, ctx: ctx, timeout: timeout, req: req,
+	deadline := time.Now().Add(timeout)
+	if d, ok := ctx.Deadline(); ok {
+		deadline = earliest(deadline, d)
+	}
+	return &call{g: g, m: m, p: p, ctx: ctx, deadline: deadline, timeout: timeout, req: req,
 		results:  make(chan tryResult, slots), // every try can deliver without a reader
-		inflight: map[*replica]context.CancelFunc{}, tried: map[*replica]bool{}}
+		inflight: map[*replica]*tryCtl{}, tried: map[*replica]bool{}}
 }
 
 // launch starts a try on a replica not yet tried by this request, or, when
 // every usable one has been, one that is at least not busy with it now.
 func (c *call) launch(kind string) bool {
+	t := c.begin(kind)
+	if t == nil {
+		return false
+	}
+	go c.run(t)
+	return true
+}
+
+// try is one try of a call, from its start to its result.
+type try struct {
+	r     *replica
+	kind  string
+	trial bool
+	ctl   *tryCtl
+	start time.Time
+}
+
+// begin chooses the replica of a new try and records the try; nil if no
+// replica can take it.
+func (c *call) begin(kind string) *try {
 	now := time.Now()
 	r, trial := c.m.acquire(now, c.p, c.g.zone(), c.version, func(x *replica) bool { return c.tried[x] })
 	if r == nil && kind != tryVote {
 		r, trial = c.m.acquire(now, c.p, c.g.zone(), c.version, func(x *replica) bool { return c.inflight[x] != nil })
 	}
 	if r == nil {
-		return false
+		return nil
 	}
 	c.tries++
 	c.tried[r] = true
-	tctx, cancel := context.WithTimeout(c.ctx, c.p.Retry.PerTryTimeout) // never past the overall deadline
-	c.inflight[r] = cancel
+	ctl := new(tryCtl)
+	c.inflight[r] = ctl
 	if kind == tryHedge {
 		c.hedges = append(c.hedges, r)
 	}
-	c.m.metrics.tries.WithLabelValues(c.m.name, kind).Inc()
-	go func() {
-		res := c.g.send(c.ctx, tctx, r, c.req)
-		res.kind, res.trial = kind, trial
-		// Account here, not in the reader: a hedge loser finishes after
-		// the request has returned, and its replica must still be told.
-		c.m.finish(r, trial, res.class.outcome(), res.took, res.errMsg())
-		if res.class == classOK {
-			c.m.lat.observe(res.took)
-		}
-		c.results <- res
-	}()
-	return true
+	c.m.mx.tries[kind].Inc()
+	return &try{r: r, kind: kind, trial: trial, ctl: ctl, start: now}
 }
 
-// done cancels the tries still running; their results land in the
+// run is a try's own goroutine: it sends the try and delivers the result.
+func (c *call) run(t *try) {
+	res := c.g.send(t.ctl, t.r, c.req, t.start, t.start.Add(c.p.Retry.PerTryTimeout), c.deadline)
+	c.account(t, &res)
+	c.results <- res
+}
+
+// account records a finished try on its replica and the model. It runs
+// where the try ends, not in the reader: a hedge loser finishes after the
+// request has returned, and its replica must still be told.
+func (c *call) account(t *try, res *tryResult) {
+	res.kind, res.trial = t.kind, t.trial
+	c.m.finish(t.r, t.trial, res.class.outcome(), res.took, res.errMsg())
+	if res.class == classOK {
+		c.m.lat.observe(res.took)
+	}
+}
+
+// expiredC fires when the overall deadline passes.
+func (c *call) expiredC() <-chan time.Time {
+	if c.expiry == nil {
+		c.expiry = time.NewTimer(time.Until(c.deadline))
+	}
+	return c.expiry.C
+}
+
+// over reports whether the client went away or the deadline passed.
+func (c *call) over() bool { return c.ctx.Err() != nil || !time.Now().Before(c.deadline) }
+
+// done aborts the tries still running; their results land in the
 // buffered channel and are dropped.
 func (c *call) done() {
-	for _, cancel := range c.inflight {
-		cancel()
+	if c.expiry != nil {
+		c.expiry.Stop()
+	}
+	for _, ctl := range c.inflight {
+		ctl.abort()
 	}
 }
 
@@ -118,79 +168,99 @@ func (c *call) retryable(res *tryResult) bool {
 // retry.attempts tries in all; the overall deadline bounds everything.
 func (c *call) proxy() reply {
 	defer c.done()
-	if !c.launch(tryFirst) {
+	first := c.begin(tryFirst)
+	if first == nil {
 		return c.unavailable()
+	}
+	hedges := c.hedging && c.p.Hedge.Enabled && c.tries < c.p.Retry.Attempts
+	delay := inlineWait
+	if hedges {
+		delay = hedgeDelay(&c.p.Hedge, &c.m.lat)
 	}
 	var hedgeC <-chan time.Time
 	var timer *time.Timer
-	arm := func() {
-		if timer != nil {
-			timer.Stop()
+	setTimer := func(d time.Duration) {
+		if timer == nil {
+			timer = time.NewTimer(d)
+		} else {
+			timer.Reset(d) // since Go 1.23 a reset timer never delivers a stale value
 		}
+		hedgeC = timer.C
+	}
+	arm := func() {
 		hedgeC = nil
 		if c.hedging && c.p.Hedge.Enabled && c.tries < c.p.Retry.Attempts {
-			timer = time.NewTimer(hedgeDelay(&c.p.Hedge, &c.m.lat))
-			hedgeC = timer.C
+			setTimer(hedgeDelay(&c.p.Hedge, &c.m.lat))
 		}
 	}
-	arm()
 	defer func() {
 		if timer != nil {
 			timer.Stop()
 		}
 	}()
+	inline, answered := c.first(first, delay)
+	if !answered && hedges {
+		setTimer(max(0, delay-time.Since(first.start)))
+	}
 	var last *tryResult
 	refused := 0 // times the hedge budget said no
 	for {
-		select {
-		case res := <-c.results:
-			c.inflight[res.r]()
-			delete(c.inflight, res.r)
-			if res.class == classOK || res.class == classFinal {
-				c.countHedges(res.r)
-				return resultReply(&res, c.tries)
-			}
-			if res.class != classCancelled || last == nil {
-				last = &res
-			}
-			if c.retryable(&res) && c.tries < c.p.Retry.Attempts && c.ctx.Err() == nil {
-				if c.m.retries.withdraw(time.Now()) {
-					if c.launch(tryRetry) {
-						arm()
-						continue
-					}
-					c.m.retries.refund()
-				} else {
-					c.m.metrics.retriesDenied.WithLabelValues(c.m.name).Inc()
+		var res tryResult
+		if answered {
+			res, answered = inline, false
+		} else {
+			select {
+			case res = <-c.results:
+			case <-hedgeC:
+				hedgeC = nil
+				if c.tries >= c.p.Retry.Attempts {
+					continue
 				}
-			}
-			if len(c.inflight) == 0 {
+				if !c.m.hedges.withdraw(time.Now()) {
+					// The budget is spent for now, mostly by ordinary hedges
+					// at the percentile; ask again later, so that a try stuck
+					// on a stalled replica gets its copy once the budget
+					// refills instead of waiting out its timeout.
+					refused++
+					setTimer(hedgeDelay(&c.p.Hedge, &c.m.lat) << min(refused, 3))
+					continue
+				}
+				if c.launch(tryHedge) {
+					arm()
+				} else {
+					c.m.hedges.refund()
+				}
+				continue
+			case <-c.ctx.Done():
 				c.countHedges(nil)
-				return c.failed(last)
+				return c.expired(last)
+			case <-c.expiredC():
+				c.countHedges(nil)
+				return c.expired(last)
 			}
-		case <-hedgeC:
-			hedgeC = nil
-			if c.tries >= c.p.Retry.Attempts {
-				break
-			}
-			if !c.m.hedges.withdraw(time.Now()) {
-				// The budget is spent for now, mostly by ordinary hedges
-				// at the percentile; ask again later, so that a try stuck
-				// on a stalled replica gets its copy once the budget
-				// refills instead of waiting out its timeout.
-				refused++
-				timer = time.NewTimer(hedgeDelay(&c.p.Hedge, &c.m.lat) << min(refused, 3))
-				hedgeC = timer.C
-				break
-			}
-			if c.launch(tryHedge) {
-				arm()
+		}
+		delete(c.inflight, res.r)
+		if res.class == classOK || res.class == classFinal {
+			c.countHedges(res.r)
+			return resultReply(&res, c.tries)
+		}
+		if res.class != classCancelled || last == nil {
+			last = &res
+		}
+		if c.retryable(&res) && c.tries < c.p.Retry.Attempts && !c.over() {
+			if c.m.retries.withdraw(time.Now()) {
+				if c.launch(tryRetry) {
+					arm()
+					continue
+				}
+				c.m.retries.refund()
 			} else {
-				c.m.hedges.refund()
+				c.m.metrics.retriesDenied.WithLabelValues(c.m.name).Inc()
 			}
-		case <-c.ctx.Done():
+		}
+		if len(c.inflight) == 0 {
 			c.countHedges(nil)
-			return c.expired(last)
+			return c.failed(last)
 		}
 	}
 }
@@ -240,7 +310,7 @@ func (c *call) triesText() string {
 
 // expired answers when the overall deadline passed or the client left.
 func (c *call) expired(last *tryResult) reply {
-	if errors.Is(c.ctx.Err(), context.Canceled) {
+	if c.ctx.Err() != nil {
 		return errorReply(statusClientClosed, "client closed the request")
 	}
 	msg := fmt.Sprintf("model %s: deadline of %v exceeded after %d tries", c.m.name, c.timeout, c.tries)

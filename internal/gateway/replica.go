@@ -25,7 +25,9 @@ var allStates = []string{StateHealthy, StateUnhealthy, StateEjected, StateDraini
 // A replica outlives config reloads that keep its address, so its
 // counters and state survive them.
 type replica struct {
-	addr string // normalized base URL, the identity
+	addr    string    // normalized base URL, the identity
+	addrHdr []string  // addr as an X-Bulwark-Replica header value
+	pool    *connPool // pooled HTTP/1.1 connections; nil for https (net/http is used)
 
 	outstanding atomic.Int64 // tries in flight
 	requests    atomic.Uint64
@@ -54,7 +56,8 @@ func newReplica(rc ReplicaConfig) *replica {
 	// check says otherwise, and retries cover a dead one meanwhile. Starting
 	// pessimistic would make a freshly started gateway refuse everything
 	// for an interval.
-	return &replica{addr: normalizeAddress(rc.Address), zone: rc.Zone, healthy: true}
+	addr := normalizeAddress(rc.Address)
+	return &replica{addr: addr, addrHdr: []string{addr}, pool: newConnPool(addr), zone: rc.Zone, healthy: true}
 }
 
 // stateLocked is the replica's reported state. Caller holds r.mu.

@@ -60,7 +60,6 @@ loop:
 	for len(c.inflight) > 0 {
 		select {
 		case res := <-c.results:
-			c.inflight[res.r]()
 			delete(c.inflight, res.r)
 			if res.class != classOK && res.class != classFinal {
 				failures = append(failures, &res)
@@ -83,6 +82,8 @@ loop:
 		case <-grace:
 			break loop
 		case <-c.ctx.Done():
+			return c.expired(nil)
+		case <-c.expiredC():
 			return c.expired(nil)
 		}
 	}
