@@ -22,6 +22,7 @@ const recoveryTimeout = 10 * time.Minute
 // site, starts it and waits until it serves at full capacity.
 func (r *Runner) disaster(ctx context.Context, pr *PhaseResult) error {
 	before := r.captureHistory(ctx)
+	r.captureSchedule(ctx)
 	r.site.adoptUpArgs()
 	pids := r.site.sitePIDs(ctx)
 	for _, p := range pids {

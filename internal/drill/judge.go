@@ -1,9 +1,12 @@
 package drill
 
 import (
+	"context"
+	"net/http"
 	"time"
 
 	"github.com/bulwark-ml/bulwark/internal/plan"
+	"github.com/bulwark-ml/bulwark/internal/schedule"
 )
 
 // finish completes the report: the timeline, the objectives judged, the
@@ -65,6 +68,16 @@ func (r *Runner) planRows() []PlanRow {
 	a := plan.Defaults()
 	if r.cfg.Assumptions != nil {
 		a = *r.cfg.Assumptions
+	} else if st := r.schedule; st != nil && st.IntervalSeconds > 0 {
+		// The site's own schedule, as its controller reported it just
+		// before the disaster: the interval, and δ as the last backup (and
+		// off-site copy, when restoring from there) took.
+		a.BackupInterval = plan.Seconds(st.IntervalSeconds)
+		delta := st.Local.DurationSeconds
+		if r.cfg.Offsite != "" && st.Offsite != nil {
+			delta += st.Offsite.DurationSeconds
+		}
+		a.BackupDuration = plan.Seconds(max(delta, 0.001))
 	} else if r.cfg.Scratch {
 		a.BackupInterval = plan.Seconds(r.sc.Site.BackupInterval.D().Seconds())
 		a.BackupDuration = min(a.BackupDuration, a.BackupInterval/10)
@@ -123,4 +136,14 @@ func median(xs []float64) float64 {
 		return s[n/2]
 	}
 	return (s[n/2-1] + s[n/2]) / 2
+}
+
+// captureSchedule reads the site's backup schedule from its controller
+// (GET /api/v1/backups), for the plan beside the measurement; a site
+// without one leaves the plan on its assumptions.
+func (r *Runner) captureSchedule(ctx context.Context) {
+	var st schedule.Status
+	if err := r.site.admin(ctx, http.MethodGet, r.site.controller+"/api/v1/backups", nil, &st); err == nil {
+		r.schedule = &st
+	}
 }

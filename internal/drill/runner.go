@@ -19,6 +19,7 @@ import (
 	"github.com/bulwark-ml/bulwark/internal/control"
 	"github.com/bulwark-ml/bulwark/internal/modelstore"
 	"github.com/bulwark-ml/bulwark/internal/plan"
+	"github.com/bulwark-ml/bulwark/internal/schedule"
 )
 
 // Config is one drill: the scenario and the site it runs on.
@@ -65,7 +66,8 @@ type Runner struct {
 	mttr []float64      // seconds from a replica's SIGKILL to full capacity again
 	bg   sync.WaitGroup // measurements that outlive a fault's injection
 
-	rotation int // where targets starts picking replicas
+	rotation int              // where targets starts picking replicas
+	schedule *schedule.Status // the site's backup schedule before the disaster, if it has one
 }
 
 // Run runs the drill and returns its report; an error means the drill
