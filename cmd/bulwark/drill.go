@@ -48,8 +48,9 @@ it are listed as lost).
 backup repository, in --work-dir or a temporary directory) and stops it
 at the end. Without it the drill runs on the running site --site, whose
 gateway and controller answer at --gateway and --controller; it needs
-chaos mode (bulwark up --chaos) for the slow, wrong and failing replicas,
-and --allow-destroy and --repo for a scenario with a disaster.
+chaos mode (bulwark up --chaos) for the slow, wrong and failing replicas
+(a scenario with them is refused up front without it), and
+--allow-destroy and --repo for a scenario with a disaster.
 
 The report goes to --out: report.json, report.md and report.html (a
 self-contained page with an SVG timeline). The exit code is 0 when every

@@ -306,3 +306,26 @@ phases:
 		t.Errorf("summary:\n%s", stdout)
 	}
 }
+
+// A scenario that needs the chaos API is refused, before any fault, on a
+// site whose replicas run without it; the site is left as it was.
+func TestDrillRefusesChaosFaultsWithoutChaosMode(t *testing.T) {
+	if testing.Short() {
+		t.Skip("runs a whole site")
+	}
+	site := filepath.Join(t.TempDir(), "site")
+	gw, ctl := freeAddr(t), freeAddr(t)
+	startServing(t, site, "up", "--listen", gw, "--controller-listen", ctl, "--replicas", "2")
+	scenario := filepath.Join(t.TempDir(), "s.yaml")
+	os.WriteFile(scenario, []byte("name: needs-chaos\nphases:\n  - {name: errors, duration: 1s, fault: {type: replica-error}}\n"), 0o644)
+	_, stderr, code := run(t, site, "drill", "--gateway", "http://"+gw, "--controller", "http://"+ctl,
+		"--scenario", scenario, "--out", filepath.Join(t.TempDir(), "report"))
+	if code != exitError || !strings.Contains(stderr, "bulwark up --chaos") {
+		t.Fatalf("exit %d, stderr %q", code, stderr)
+	}
+	resp, err := http.Get("http://" + gw + "/v2/models/iris/ready")
+	if err != nil || resp.StatusCode != http.StatusOK {
+		t.Fatalf("the site does not serve after the refused drill: %v %v", err, resp)
+	}
+	resp.Body.Close()
+}

@@ -358,3 +358,26 @@ func sleepCtx(ctx context.Context, d time.Duration) error {
 		return nil
 	}
 }
+
+// checkChaos refuses, before anything runs, a scenario whose faults need
+// the replicas' chaos API on a site whose replicas run without it.
+func (r *Runner) checkChaos(ctx context.Context) error {
+	need := ""
+	for _, ph := range r.sc.Phases {
+		if f := ph.Fault; f != nil && (f.Type == FaultReplicaSlow || f.Type == FaultReplicaWrong || f.Type == FaultReplicaError) {
+			need = ph.Name
+			break
+		}
+	}
+	if need == "" {
+		return nil
+	}
+	reps, err := r.site.replicasOf(ctx, r.model)
+	if err != nil || len(reps) == 0 {
+		return fmt.Errorf("phase %s needs the replicas' chaos API: %v", need, err)
+	}
+	if err := r.site.admin(ctx, http.MethodGet, chaosURL(reps[0]), nil, nil); err != nil {
+		return fmt.Errorf("phase %s injects faults through the replicas' chaos API, which replica %s does not serve (%v): start the site with bulwark up --chaos, or drop the phase", need, reps[0].Name, err)
+	}
+	return nil
+}

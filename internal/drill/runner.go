@@ -170,6 +170,9 @@ func (r *Runner) prepare(ctx context.Context) error {
 	if err := r.sc.Check(d.Spec.DesiredReplicas()); err != nil {
 		return fmt.Errorf("scenario %s on this site: %w", r.sc.Name, err)
 	}
+	if err := r.checkChaos(ctx); err != nil {
+		return err
+	}
 	r.probes, err = NewProbeSet(ctx, s.http, s.gateway, r.model, c.ProbeCount, 1)
 	if err != nil {
 		return err
