@@ -70,7 +70,10 @@ func ParseLocation(s string) (Location, error) {
 		return bad("%v", err)
 	}
 	loc.Endpoint = u.Host
-	if u.RawPath != "" {
+	// RawPath is empty when the escaping is the default one ("%20" for a
+	// space), so compare with the escaped form too: a path that needs any
+	// escaping would not read back the same from its canonical form.
+	if u.RawPath != "" || u.EscapedPath() != u.Path {
 		return bad("escaped characters in the path are not allowed")
 	}
 	path := strings.TrimSuffix(strings.TrimPrefix(u.Path, "/"), "/")

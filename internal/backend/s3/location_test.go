@@ -49,6 +49,7 @@ func TestParseLocation(t *testing.T) {
 		{"s3:http://host/bucket/a//b", "empty segment"},
 		{"s3:http://host/bucket/a/../b", "not allowed"},
 		{"s3:http://host/bucket/%2e%2e", "escaped"},
+		{"s3:http://host/bucket/a%20b", "escaped"}, // the default escaping leaves RawPath empty
 		{"s3:http://host/bucket?x=1", "query"},
 		{"s3:http://host:99999/bucket", "bad port"},
 		{"s3:http://host:x/bucket", "invalid port"},
@@ -72,6 +73,7 @@ func FuzzParseLocation(f *testing.F) {
 		"s3:http://u:p@host/bucket",
 		"s3:http://host/bucket/a/../b",
 		"s3:http://host:0/bucket",
+		"s3:http://0/000/%20",
 	} {
 		f.Add(s)
 	}
